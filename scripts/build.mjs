@@ -1,0 +1,21 @@
+// Builds the Node entry + CLI (dist/node) and the browser bundle (dist/browser) with esbuild.
+import { build } from 'esbuild';
+
+const common = { bundle: true, format: 'esm', loader: { '.wgsl': 'text' }, sourcemap: true, logLevel: 'warning' };
+
+await build({
+  ...common,
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  entryPoints: { index: 'src/node.ts', cli: 'src/cli/main.ts' },
+  outdir: 'dist/node',
+});
+
+await build({
+  ...common,
+  platform: 'browser',
+  target: 'es2022',
+  entryPoints: { dlg: 'src/index.ts' },
+  outdir: 'dist/browser',
+});

@@ -1,0 +1,3 @@
+import type { Command } from 'commander';
+// Placeholder until `dlg simulate` lands (issue 2).
+export function registerSimulate(_program: Command): void {}

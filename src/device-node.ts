@@ -1,0 +1,37 @@
+/**
+ * Node's device helper: dawn.node from the `webgpu` package. Kept out of the browser bundle.
+ * DLG_ADAPTER (or --adapter) picks an adapter by name; DLG_BACKEND (or --backend-api) a Dawn backend.
+ */
+import { create, globals } from 'webgpu';
+import { type DlgDevice, type RequestDeviceOptions, requestDeviceFrom } from './device.js';
+import { DlgRuntimeError } from './errors.js';
+
+let installed = false;
+
+export interface NodeDeviceOptions extends RequestDeviceOptions {
+  /** Adapter name as Dawn lists it, e.g. "llvmpipe (LLVM 19.1.7, 256 bits)". */
+  adapter?: string;
+  /** Dawn backend, e.g. "vulkan". */
+  backend?: string;
+}
+
+export async function requestNodeDevice(opts: NodeDeviceOptions = {}): Promise<DlgDevice> {
+  // Mesa warns when XDG_RUNTIME_DIR is unset; it reads it when the driver loads.
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  if (!installed) {
+    Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in browsers
+    installed = true;
+  }
+  const flags: string[] = [];
+  const adapter = opts.adapter ?? process.env.DLG_ADAPTER;
+  const backend = opts.backend ?? process.env.DLG_BACKEND;
+  if (adapter) flags.push(`adapter=${adapter}`);
+  if (backend) flags.push(`backend=${backend}`);
+  let gpu: GPU;
+  try {
+    gpu = create(flags);
+  } catch (err) {
+    throw new DlgRuntimeError(`Could not start Dawn with ${flags.join(' ') || 'default options'}: ${(err as Error).message}`);
+  }
+  return requestDeviceFrom(gpu, opts);
+}
