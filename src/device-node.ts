@@ -7,6 +7,9 @@ import { type DlgDevice, type RequestDeviceOptions, requestDeviceFrom } from './
 import { DlgRuntimeError } from './errors.js';
 
 let installed = false;
+// dawn.node crashes (ProcessEvents on a freed instance) if the GPU object is garbage-collected
+// while its devices live: keep every instance this process created reachable.
+const liveInstances: GPU[] = [];
 
 export interface NodeDeviceOptions extends RequestDeviceOptions {
   /** Adapter name as Dawn lists it, e.g. "llvmpipe (LLVM 19.1.7, 256 bits)". */
@@ -30,6 +33,7 @@ export async function requestNodeDevice(opts: NodeDeviceOptions = {}): Promise<D
   let gpu: GPU;
   try {
     gpu = create(flags);
+    liveInstances.push(gpu);
   } catch (err) {
     throw new DlgRuntimeError(`Could not start Dawn with ${flags.join(' ') || 'default options'}: ${(err as Error).message}`);
   }

@@ -56,10 +56,7 @@ export async function requestDeviceFrom(gpu: GPU | undefined, opts: RequestDevic
   if (!adapter) throw new DlgRuntimeError(LAVAPIPE_HELP);
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k] as number;
-  // Timestamp queries crash dawn.node on Mesa lavapipe ("futex facility returned an unexpected
-  // error code", Mesa 25.0): software adapters time with wall clock instead.
-  const software = /llvmpipe|lavapipe|swiftshader/i.test(`${adapter.info?.description ?? ''} ${adapter.info?.device ?? ''}`);
-  const timestamps = adapter.features.has('timestamp-query') && !software;
+  const timestamps = adapter.features.has('timestamp-query');
   const requiredFeatures: GPUFeatureName[] = timestamps ? ['timestamp-query'] : [];
   let device: GPUDevice;
   try {
