@@ -37,5 +37,10 @@ export async function requestNodeDevice(opts: NodeDeviceOptions = {}): Promise<D
   } catch (err) {
     throw new DlgRuntimeError(`Could not start Dawn with ${flags.join(' ') || 'default options'}: ${(err as Error).message}`);
   }
-  return requestDeviceFrom(gpu, opts);
+  try {
+    return await requestDeviceFrom(gpu, opts);
+  } catch (err) {
+    if (adapter && err instanceof DlgRuntimeError) throw new DlgRuntimeError(`adapter ${JSON.stringify(adapter)}: ${err.message}`);
+    throw err;
+  }
 }

@@ -52,7 +52,13 @@ export function describeAdapter(info: GPUAdapterInfo | undefined): string {
 
 export async function requestDeviceFrom(gpu: GPU | undefined, opts: RequestDeviceOptions = {}): Promise<DlgDevice> {
   if (!gpu) throw new DlgRuntimeError('WebGPU is not available here (navigator.gpu is undefined).\n' + LAVAPIPE_HELP);
-  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference });
+  } catch (err) {
+    // Dawn throws (rather than returning null) for an unknown adapter= name and lists the real ones.
+    throw new DlgRuntimeError(`Could not get a WebGPU adapter: ${(err as Error).message}`);
+  }
   if (!adapter) throw new DlgRuntimeError(LAVAPIPE_HELP);
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k] as number;

@@ -36,19 +36,26 @@ export class Rng {
     return ((this.nextU32() >>> 5) * 67108864 + (this.nextU32() >>> 6)) / 9007199254740992;
   }
 
-  /** Standard normal (Box–Muller). */
+  /**
+   * Standard normal (Marsaglia's polar method). It uses only +, −, ×, ÷ and sqrt, which IEEE 754
+   * rounds exactly, plus `ln` below: Math.log/sin/cos differ by an ulp between V8 versions
+   * (Node 20 vs Chromium), which would make a seed name different data in the two.
+   */
   normal(): number {
     if (this.spare !== null) {
       const v = this.spare;
       this.spare = null;
       return v;
     }
-    let u = 0;
-    while (u === 0) u = this.uniform();
-    const v = this.uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
+    for (;;) {
+      const u = 2 * this.uniform() - 1;
+      const v = 2 * this.uniform() - 1;
+      const s = u * u + v * v;
+      if (s === 0 || s >= 1) continue;
+      const f = Math.sqrt((-2 * ln(s)) / s);
+      this.spare = v * f;
+      return u * f;
+    }
   }
 
   /** Integer in [0, n). */
@@ -60,3 +67,37 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/**
+ * Natural logarithm from exactly rounded arithmetic only (same bits in every JS engine):
+ * x = m·2^e with m in [√½, √2), then ln m = 2·atanh(t), t = (m−1)/(m+1), |t| < 0.172.
+ */
+export function ln(x: number): number {
+  if (!(x > 0) || !Number.isFinite(x)) return x === 0 ? -Infinity : x === Infinity ? Infinity : NaN;
+  let e = 0;
+  let m = x;
+  while (m >= 2) {
+    m /= 2;
+    e++;
+  }
+  while (m < 1) {
+    m *= 2;
+    e--;
+  }
+  if (m > Math.SQRT2) {
+    m /= 2;
+    e++;
+  }
+  const t = (m - 1) / (m + 1);
+  const t2 = t * t;
+  // atanh series to t^41: |t|^43/43 < 1e-33, far below double precision.
+  let term = t;
+  let sum = 0;
+  for (let k = 1; k <= 41; k += 2) {
+    sum += term / k;
+    term *= t2;
+  }
+  return 2 * sum + e * LN2;
+}
+
+const LN2 = 0.6931471805599453;
