@@ -1,0 +1,339 @@
+import { describe, expect, it } from 'vitest';
+import { basinCensus } from '../src/census.js';
+import { DlgInputError } from '../src/errors.js';
+import { type Reduction, gradientNormSq, matchL2 } from '../src/model.js';
+import {
+  type Plane,
+  coordinatePlane,
+  explicitPlane,
+  flattestPlane,
+  gridCoord,
+  projectOntoPlane,
+  randomPlane,
+  swapRows,
+  threePointPlane,
+  validatePlane,
+} from '../src/plane.js';
+import { Rng } from '../src/rng.js';
+import { type Scenario, makeScenario } from '../src/scenario.js';
+import { createSurface, checkResolution, projectionBasis, surface, surfaceCpu, surfaceCpuAt, surfacePrecompute } from '../src/surface.js';
+import { useGpu } from './helpers.js';
+
+const gpu = useGpu();
+
+function scenario(B: number, D: number, K: number, seed = 1, reduction: Reduction = 'mean', soft = false): Scenario {
+  const rng = new Rng(seed);
+  const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));
+  const b = Float64Array.from({ length: K }, () => 0.1 * rng.normal());
+  const y = Float64Array.from({ length: B * K }, () => (soft ? rng.uniform() : rng.uniform() < 0.5 ? 0 : 1));
+  const x = Float64Array.from({ length: B * D }, () => rng.normal());
+  return makeScenario({ B, D, K, W, b, y, reduction }, x);
+}
+
+function randomPoints(rng: Rng, res: number, n: number): [number, number][] {
+  return Array.from({ length: n }, () => [rng.int(res), rng.int(res)] as [number, number]);
+}
+
+describe('planes', () => {
+  it('grid coordinates include both endpoints and put 0 exactly in the middle of a symmetric odd grid', () => {
+    expect(gridCoord(-2, 2, 5, 0)).toBe(-2);
+    expect(gridCoord(-2, 2, 5, 4)).toBe(2);
+    for (const res of [3, 65, 1025, 16383]) expect(gridCoord(-1.7, 1.7, res, (res - 1) / 2)).toBe(0);
+    expect(gridCoord(-0.5, 1.5, 65, 16)).toBe(0);
+  });
+
+  it('coordinate plane: absolute coordinates, truth and (equal-label) swap marked; bad coordinates rejected', () => {
+    const s = scenario(2, 1, 1);
+    s.y[1] = s.y[0]; // equal labels: the swapped batch gives the same gradient
+    const p = coordinatePlane(s, { a: [0, 0], b: [1, 0] });
+    const truth = p.markers!.find((m) => m.name === 'truth')!;
+    expect(truth.alpha).toBeCloseTo(s.inputs![0], 14);
+    expect(truth.beta).toBeCloseTo(s.inputs![1], 14);
+    const sw = p.markers!.find((m) => m.name === 'swap01')!;
+    expect(sw.alpha).toBeCloseTo(s.inputs![1], 14);
+    expect(() => coordinatePlane(s, { a: [0, 0], b: [2, 0] })).toThrow(/coords\.b\[0\].*\[0, 1\]/);
+    expect(() => coordinatePlane(s, { a: [0, 1], b: [1, 0] })).toThrow(/coords\.a\[1\]/);
+    expect(() => coordinatePlane(s, { a: [0, 0], b: [0, 0] })).toThrow(DlgInputError);
+  });
+
+  it('degenerate planes are rejected: u ∥ v, zero vectors, collinear points, bad ranges', () => {
+    const s = scenario(2, 3, 2);
+    const x = s.inputs!;
+    const u = Float64Array.from(x, (_, i) => (i === 0 ? 1 : 0));
+    const base: Plane = { center: x, u, v: Float64Array.from(u, (t) => -3 * t), alpha: [-1, 1], beta: [-1, 1] };
+    expect(() => validatePlane(base, 2, 3)).toThrow(/parallel/);
+    expect(() => validatePlane({ ...base, v: new Float64Array(6) }, 2, 3)).toThrow(/plane\.v.*zero/);
+    expect(() => validatePlane({ ...base, u: new Float64Array(6) }, 2, 3)).toThrow(/plane\.u.*zero/);
+    expect(() => validatePlane({ ...base, v: Float64Array.from(u, (_, i) => (i === 1 ? 1 : 0)), alpha: [1, 1] }, 2, 3)).toThrow(/alpha/);
+    const p2 = Float64Array.from(x, (t, i) => t + (i === 0 ? 1 : 0));
+    const p3 = Float64Array.from(x, (t, i) => t + (i === 0 ? 2 : 0));
+    expect(() => threePointPlane(x, p2, p3)).toThrow(/degenerate/);
+    expect(() => threePointPlane(x, x, p3)).toThrow(DlgInputError);
+    expect(() => explicitPlane({ center: [[1, 2, 3], [4, 5]], u: [[1]], v: [[1]], alpha: [0, 1], beta: [0, 1] })).toThrow(/ragged/);
+    expect(() => explicitPlane({ center: [[1, 2, 3]], u: [[1, 0, 0]], v: [[1, 0, 0]], alpha: [0, 1], beta: [0, 1] }, { B: 2, D: 3 })).toThrow(/plane\.center/);
+    expect(() => explicitPlane({ center: [[1, 2, 3]], u: [[1, 0, 0]], v: [[2, 0, 0]], alpha: [0, 1], beta: [0, 1] })).toThrow(/parallel/);
+  });
+
+  it('random plane: v ⟂ u, filter-normalised rows match the center rows; projection recovers plane points', () => {
+    const s = scenario(3, 5, 2);
+    const plain = randomPlane(s, { seed: 7 });
+    let uv = 0;
+    let uu = 0;
+    let cc = 0;
+    for (let i = 0; i < 15; i++) {
+      uv += plain.u[i] * plain.v[i];
+      uu += plain.u[i] ** 2;
+      cc += s.inputs![i] ** 2;
+    }
+    expect(Math.abs(uv)).toBeLessThan(1e-12 * uu);
+    expect(uu).toBeCloseTo(cc, 10); // scaled to ‖c‖_F
+    const p = randomPlane(s, { seed: 7, filterNormalize: true });
+    for (let n = 0; n < 3; n++) {
+      let un = 0;
+      let cn = 0;
+      for (let d = 0; d < 5; d++) {
+        un += p.u[n * 5 + d] ** 2;
+        cn += s.inputs![n * 5 + d] ** 2;
+      }
+      expect(Math.sqrt(un)).toBeCloseTo(Math.sqrt(cn), 12);
+    }
+    const q = Float64Array.from(p.center, (c, i) => c + 0.3 * p.u[i] - 0.7 * p.v[i]);
+    const m = projectOntoPlane(p, q);
+    expect(m.alpha).toBeCloseTo(0.3, 12);
+    expect(m.beta).toBeCloseTo(-0.7, 12);
+    expect(m.offPlane).toBeLessThan(1e-12);
+    expect(swapRows(s.inputs!, 0, 2, 3).subarray(0, 5)).toEqual(s.inputs!.subarray(10, 15));
+  });
+
+  it('flattest plane: unit directions from diagnose.ts, centred at the truth', () => {
+    const s = scenario(2, 3, 1);
+    const p = flattestPlane(s, { span: 0.5 });
+    let uu = 0;
+    for (const t of p.u) uu += t * t;
+    expect(uu).toBeCloseTo(1, 10);
+    expect(p.center).toEqual(s.inputs);
+    expect(p.alpha).toEqual([-0.5, 0.5]);
+  });
+
+  it('the projection basis is orthonormal and ‖G − QH‖² vanishes for a plane through the truth', () => {
+    const s = scenario(4, 40, 3);
+    const p = randomPlane(s, { seed: 1 });
+    const { Q, r } = projectionBasis(p, 4, 40);
+    expect(r).toBe(12);
+    for (let a = 0; a < r; a++) {
+      for (let b = 0; b < r; b++) {
+        let d = 0;
+        for (let k = 0; k < 40; k++) d += Q[a * 40 + k] * Q[b * 40 + k];
+        expect(Math.abs(d - (a === b ? 1 : 0))).toBeLessThan(1e-13);
+      }
+    }
+    const pre = surfacePrecompute(s, p);
+    expect(pre.constTerm / gradientNormSq(s.gradient)).toBeLessThan(1e-28);
+    // A plane away from the truth keeps a constant part, which is exactly what no point can reduce.
+    const off = randomPlane(s, { seed: 1, center: new Float64Array(160).fill(0.1) });
+    expect(surfacePrecompute(s, off).constTerm).toBeGreaterThan(0);
+  });
+});
+
+describe('surface kernel', () => {
+  const cases: { B: number; D: number; K: number; reduction: Reduction; soft?: boolean }[] = [
+    { B: 1, D: 3, K: 2, reduction: 'mean' },
+    { B: 2, D: 1, K: 1, reduction: 'mean' },
+    { B: 3, D: 7, K: 4, reduction: 'sum' },
+    { B: 5, D: 20, K: 3, reduction: 'mean', soft: true },
+    { B: 8, D: 784, K: 10, reduction: 'mean' },
+  ];
+  for (const c of cases) {
+    it(`projected kernel matches the f64 CPU reference at random grid points (B=${c.B}, D=${c.D}, K=${c.K}, ${c.reduction}${c.soft ? ', soft labels' : ''})`, async () => {
+      const s = scenario(c.B, c.D, c.K, 11 + c.B, c.reduction, c.soft);
+      const scale = gradientNormSq(s.gradient);
+      const rng = new Rng(5);
+      for (const plane of [randomPlane(s, { seed: 3, span: 2 }), randomPlane(s, { seed: 4, center: new Float64Array(c.B * c.D) })]) {
+        const res = 97;
+        const field = await surface(gpu(), s, plane, res);
+        const pts = randomPoints(rng, res, 60);
+        const ref = surfaceCpuAt(s, plane, res, pts);
+        let checked = 0;
+        pts.forEach(([i, j], q) => {
+          const e = ref[q];
+          const a = field[j * res + i];
+          // Well-conditioned: L_r not tiny against ‖G‖² (there f32 resolution, not the kernel, decides).
+          if (e > 1e-3 * scale) {
+            checked++;
+            expect(Math.abs(a - e) / e, `(${i},${j}) got ${a}, want ${e}`).toBeLessThanOrEqual(1e-4);
+          } else {
+            expect(Math.abs(a - e)).toBeLessThanOrEqual(1e-7 * scale);
+          }
+        });
+        expect(checked).toBeGreaterThan(20);
+      }
+    });
+  }
+
+  it('projected and direct paths agree everywhere, including right around the truth', async () => {
+    for (const [B, D, K] of [
+      [2, 1, 1],
+      [3, 16, 5],
+    ]) {
+      const s = scenario(B, D, K, 21);
+      const scale = gradientNormSq(s.gradient);
+      for (const span of [2, 1e-3]) {
+        const plane = randomPlane(s, { seed: 9, span });
+        const res = 65;
+        const proj = await surface(gpu(), s, plane, res, { path: 'projected' });
+        const dir = await surface(gpu(), s, plane, res, { path: 'direct' });
+        const cpu = surfaceCpu(s, plane, res);
+        for (let p = 0; p < res * res; p++) {
+          // Near the truth L_r → 0: compare on the ‖G‖² scale (the direct path cancels there).
+          expect(Math.abs(proj[p] - dir[p]), `span ${span}, point ${p}`).toBeLessThanOrEqual(2e-6 * scale + 1e-4 * cpu[p]);
+          expect(Math.abs(proj[p] - cpu[p]), `span ${span}, point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
+        }
+      }
+    }
+  });
+
+  it('minima stay clean: L_r at the truth renders ≤ 1e-12·‖G‖² (truth exactly on a grid point)', async () => {
+    for (const [B, D, K] of [
+      [1, 1, 1],
+      [2, 1, 1],
+      [2, 64, 10],
+      [8, 784, 10],
+    ]) {
+      const s = scenario(B, D, K, 31);
+      const scale = gradientNormSq(s.gradient);
+      const res = 33;
+      const mid = (res - 1) / 2;
+      const planes: Plane[] = [];
+      if (B * D >= 2) planes.push(randomPlane(s, { seed: 2, span: 3 }));
+      if (B >= 2) planes.push(threePointPlane(s.inputs!, swapRows(s.inputs!, 0, 1, B), new Float64Array(B * D), { alpha: [-1, 1], beta: [-1, 1] }));
+      if (B * D === 1) {
+        planes.push({ center: s.inputs!, u: Float64Array.of(1), v: Float64Array.of(1), alpha: [-1, 1], beta: [-1, 1] });
+      }
+      for (const plane of planes) {
+        if (B * D === 1) {
+          // One input coordinate cannot span a plane.
+          expect(() => createSurface(gpu(), s, plane, res)).toThrow(/parallel/);
+          continue;
+        }
+        const field = await surface(gpu(), s, plane, res);
+        const atTruth = field[mid * res + mid];
+        expect(matchL2(s, s.gradient, s.inputs!).loss / scale).toBeLessThan(1e-28);
+        expect(atTruth / scale, `B=${B} D=${D} K=${K}`).toBeLessThanOrEqual(1e-12);
+        // …and a strict local minimum of the rendered field (no f32 noise floor around it).
+        for (const [di, dj] of [
+          [-1, -1],
+          [0, -1],
+          [1, -1],
+          [-1, 0],
+          [1, 0],
+          [-1, 1],
+          [0, 1],
+          [1, 1],
+        ]) {
+          expect(field[(mid + dj) * res + mid + di]).toBeGreaterThan(1e3 * atTruth);
+        }
+      }
+    }
+  });
+
+  it('tiles: a render split into ≥ 3 tiles equals the single-tile render bit for bit (both paths), streamed in order', async () => {
+    const s = scenario(3, 9, 4, 41);
+    const plane = randomPlane(s, { seed: 5 });
+    const res = 101;
+    for (const path of ['projected', 'direct'] as const) {
+      const one = createSurface(gpu(), s, plane, res, { path });
+      expect(one.tiles).toBe(1);
+      const whole = (await one.render()) as Float32Array;
+      one.destroy();
+      const tiled = createSurface(gpu(), s, plane, res, { path, tileRows: 34 });
+      expect(tiled.tiles).toBe(3);
+      const got = new Float32Array(res * res);
+      const starts: number[] = [];
+      const ret = await tiled.render((t) => {
+        starts.push(t.rowStart);
+        expect(t.data.length).toBe(t.rows * res);
+        got.set(t.data, t.rowStart * res);
+      });
+      tiled.destroy();
+      expect(ret).toBeNull();
+      expect(starts).toEqual([0, 34, 68]);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(whole.buffer)), path).toBe(true);
+    }
+  });
+
+  it('bad resolutions are input errors that say how much memory a too-large one needs', () => {
+    const s = scenario(2, 1, 1);
+    const plane = randomPlane(s, { seed: 1 });
+    for (const r of [0, -5, 1, 2.5, Number.NaN]) expect(() => createSurface(gpu(), s, plane, r)).toThrow(DlgInputError);
+    expect(() => checkResolution(20000)).toThrow(/at most 16384.*1\.49 GiB/);
+    expect(() => createSurface(gpu(), s, plane, 8, { tileRows: 0 })).toThrow(/tileRows/);
+    expect(() => createSurface(gpu(), s, { ...plane, u: plane.v }, 8)).toThrow(/parallel/);
+  });
+});
+
+describe('basin census', () => {
+  it('finds the known minima of a synthetic field, merges plateaus, flags borders, counts near-zero ones', () => {
+    const res = 101;
+    const f = new Float64Array(res * res);
+    // Two exact zeros at (20, 30) and (70, 60), a shallow minimum 0.5 at (50, 85), sloping to the border at i = 100.
+    const bumps = [
+      [20, 30, 0],
+      [70, 60, 0],
+      [50, 85, 0.5],
+    ];
+    for (let j = 0; j < res; j++) {
+      for (let i = 0; i < res; i++) {
+        let v = Infinity;
+        for (const [bi, bj, base] of bumps) v = Math.min(v, base + ((i - bi) ** 2 + (j - bj) ** 2) / 100);
+        f[j * res + i] = v;
+      }
+    }
+    const c = basinCensus(f, res, { alpha: [-1, 1], beta: [-1, 1], zeroTol: 1e-9 });
+    expect(c.count).toBe(3);
+    expect(c.interior).toBe(3);
+    expect(c.nearZero).toBe(2);
+    expect(c.minima.map((m) => [m.i, m.j])).toEqual([
+      [20, 30],
+      [70, 60],
+      [50, 85],
+    ]);
+    expect(c.minima[0].alpha).toBeCloseTo(-0.6, 12);
+    expect(c.min.value).toBe(0);
+    // Flatness: only the two zeros are within 10·max(0, 1e-12).
+    expect(c.flatFraction).toBe(2 / (res * res));
+
+    // A tilted plane: one border minimum; a flat plateau: one minimum, plateau size res².
+    const tilt = Float64Array.from({ length: 25 }, (_, p) => 1 + (p % 5));
+    const ct = basinCensus(tilt, 5);
+    expect(ct.count).toBe(1);
+    expect(ct.minima[0].border).toBe(true);
+    expect(ct.minima[0].plateau).toBe(5); // the whole i = 0 column has value 1
+    const flat = basinCensus(new Float64Array(16).fill(2), 4);
+    expect(flat.count).toBe(1);
+    expect(flat.minima[0].plateau).toBe(16);
+    expect(flat.flatFraction).toBe(1);
+  });
+
+  it('a wider window drops pixel-scale artefacts next to a lower minimum', () => {
+    const res = 21;
+    const f = Float64Array.from({ length: res * res }, (_, p) => 1 + ((p % res) - 10) ** 2 + (Math.floor(p / res) - 10) ** 2);
+    f[10 * res + 10] = 0; // the true minimum
+    f[10 * res + 12] = 0.5; // a dip two steps away, lower than its 8 neighbours
+    expect(basinCensus(f, res, { radius: 1 }).count).toBe(2);
+    const c = basinCensus(f, res);
+    expect(c.radius).toBe(3);
+    expect(c.count).toBe(1);
+    expect([c.minima[0].i, c.minima[0].j]).toEqual([10, 10]);
+    expect(() => basinCensus(f, res, { radius: 0 })).toThrow(/radius/);
+  });
+
+  it('flatness counts the fraction within 10× of the minimum', () => {
+    const res = 10;
+    const f = Float64Array.from({ length: 100 }, (_, p) => (p < 25 ? 1 + p / 100 : 20));
+    f[0] = 1;
+    const c = basinCensus(f, res, { scale: 1 });
+    expect(c.flatThreshold).toBe(10);
+    expect(c.flatFraction).toBe(0.25);
+    expect(() => basinCensus(f, 11)).toThrow(DlgInputError);
+  });
+});
