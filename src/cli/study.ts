@@ -1,0 +1,180 @@
+/**
+ * `dlg study`: the convergence sweep over (data set, B, D, K, optimizer) with S scenarios × P
+ * restarts per configuration; writes results.jsonl, results.csv and the plots into --out.
+ */
+import type { Command } from 'commander';
+import { readJsonFile } from '../io.js';
+import { type ConfigResult, DEFAULT_STUDY_CONFIG, type StudyResult, study, validateStudyConfig } from '../study.js';
+import { type Backend, action, addBackendOptions, openDevice, printJson, progressBar } from './common.js';
+
+interface StudyFlags {
+  config?: string;
+  batch?: string;
+  features?: string;
+  outputs?: string;
+  optimizer?: string;
+  dataset?: string;
+  scenarios?: string;
+  restarts?: string;
+  iterations?: string;
+  seed?: string;
+  lrAdam?: string;
+  lrGd?: string;
+  lrLbfgs?: string;
+  initScale?: string;
+  readEvery?: string;
+  out: string;
+  resume?: boolean;
+  plots: boolean;
+  backend: Backend;
+  adapter?: string;
+  json?: boolean;
+}
+
+/** "1,2,4" → [1, 2, 4]; anything that is not an integer stays a string, so validation names it. */
+function list(v: string): unknown[] {
+  if (v.trim() === '') return [];
+  return v.split(',').map((s) => {
+    const t = s.trim();
+    return /^[-+]?\d+$/.test(t) ? Number(t) : t;
+  });
+}
+
+/** A number where it looks like one (validation rejects the rest, naming the flag's field). */
+function scalar(v: string): unknown {
+  const t = v.trim();
+  return t !== '' && Number.isFinite(Number(t)) ? Number(t) : t;
+}
+
+/** The study configuration from --config (a JSON file) overridden by the flags. */
+export function studyConfigFromFlags(f: StudyFlags): unknown {
+  const base = f.config ? readJsonFile('--config', f.config) : {};
+  // A --config that is not an object is left for validateStudyConfig to reject.
+  if (base === null || typeof base !== 'object' || Array.isArray(base)) return base;
+  const cfg: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  if (f.batch !== undefined) cfg.batch = list(f.batch);
+  if (f.features !== undefined) cfg.features = list(f.features);
+  if (f.outputs !== undefined) cfg.outputs = list(f.outputs);
+  if (f.optimizer !== undefined) cfg.optimizer = list(f.optimizer);
+  if (f.dataset !== undefined) cfg.dataset = list(f.dataset);
+  if (f.scenarios !== undefined) cfg.scenarios = scalar(f.scenarios);
+  if (f.restarts !== undefined) cfg.restarts = scalar(f.restarts);
+  if (f.iterations !== undefined) cfg.iterations = scalar(f.iterations);
+  if (f.seed !== undefined) cfg.seed = scalar(f.seed);
+  if (f.initScale !== undefined) cfg.initScale = scalar(f.initScale);
+  if (f.readEvery !== undefined) cfg.readEvery = scalar(f.readEvery);
+  if (f.lrAdam !== undefined || f.lrGd !== undefined || f.lrLbfgs !== undefined) {
+    const lr = { ...((cfg.lr as object) ?? {}) } as Record<string, unknown>;
+    if (f.lrAdam !== undefined) lr.adam = scalar(f.lrAdam);
+    if (f.lrGd !== undefined) lr.gd = f.lrGd.trim() === 'auto' ? 'auto' : scalar(f.lrGd);
+    if (f.lrLbfgs !== undefined) lr.lbfgs = scalar(f.lrLbfgs);
+    cfg.lr = lr;
+  }
+  return cfg;
+}
+
+function fmt(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : v.toPrecision(digits).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+}
+
+export function studyTable(results: ConfigResult[]): string {
+  const head = ['configuration', 'ident.', 'rank', 'λ_min', 'κ', 'solved', 'restarts ok', 'iters (med)', 'stalled', 'other sol.', 'non-finite', 'wall s'];
+  const rows = results.map((r) => [
+    r.key,
+    r.identifiable ? 'yes' : 'no',
+    fmt(r.diagnosis.rankMedian),
+    fmt(r.diagnosis.smallestEigenvalue.median),
+    fmt(r.diagnosis.kappa?.median),
+    `${Math.round(r.successRate * 100)}%`,
+    `${(r.restartSuccessRate * 100).toFixed(1)}%`,
+    fmt(r.itersToSuccess?.median),
+    String(r.outcomes.stalled),
+    String(r.outcomes.otherSolution),
+    String(r.outcomes.nonFinite),
+    (r.wallTimeMs / 1000).toFixed(1),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** The --json summary: one entry per configuration (the full records are in results.jsonl). */
+export function studySummaryJson(r: StudyResult): unknown {
+  return {
+    ran: r.ran,
+    skipped: r.skipped,
+    files: r.files,
+    wallTimeMs: r.wallTimeMs,
+    configurations: r.results.map((c) => ({
+      key: c.key,
+      identifiable: c.identifiable,
+      rank: c.diagnosis.rankMedian,
+      kappa: c.diagnosis.kappa?.median ?? null,
+      successRate: c.successRate,
+      restartSuccessRate: c.restartSuccessRate,
+      outcomes: c.outcomes,
+      itersToSuccess: c.itersToSuccess,
+      wallTimeMs: c.wallTimeMs,
+    })),
+  };
+}
+
+export function registerStudy(program: Command): void {
+  const d = DEFAULT_STUDY_CONFIG;
+  const cmd = program
+    .command('study')
+    .description('Convergence study: sweep B, D, K, optimizer and data set; S scenarios × P restarts each; JSON lines, CSV and plots.')
+    .option('--config <file>', 'JSON file with study settings (flags override it)')
+    .option('--batch <list>', `batch sizes B (default ${d.batch.join(',')})`)
+    .option('--features <list>', `features D (default ${d.features.join(',')}; iris/digits fix D)`)
+    .option('--outputs <list>', `outputs K (default ${d.outputs.join(',')}; iris/digits fix K)`)
+    .option('--optimizer <list>', `optimizers among adam,gd,lbfgs (default ${d.optimizer.join(',')})`)
+    .option('--dataset <list>', `data sets among gaussian,iris,digits (default ${d.dataset.join(',')})`)
+    .option('--scenarios <S>', `seeded scenarios per configuration (default ${d.scenarios})`)
+    .option('--restarts <P>', `restarts per scenario (default ${d.restarts})`)
+    .option('--iterations <N>', `iteration cap per restart (default ${d.iterations})`)
+    .option('--seed <n>', `scenario s uses seed n+s (default ${d.seed})`)
+    .option('--lr-adam <lr>', `adam learning rate (default ${d.lr.adam})`)
+    .option('--lr-gd <lr>', "gd learning rate, or 'auto' = 1/λ_max of the Hessian at the truth (default auto)")
+    .option('--lr-lbfgs <lr>', `L-BFGS first trial step (default ${d.lr.lbfgs})`)
+    .option('--init-scale <s>', `restarts start from N(0, s²) (default ${d.initScale})`)
+    .option('--read-every <n>', `read back every n iterations after 1,2,5,…,100 (default ${d.readEvery})`)
+    .option('--out <dir>', 'output folder (created if missing)', 'out/study')
+    .option('--resume', 'skip configurations already in <out>/results.jsonl (same settings required)')
+    .option('--no-plots', 'skip the plots (results.jsonl and results.csv only)')
+    .option('--json', 'print a JSON summary on stdout instead of the table');
+  addBackendOptions(cmd).action(
+    action(async (flags: StudyFlags) => {
+      // Validate everything before opening a device or touching the output folder.
+      const config = validateStudyConfig(studyConfigFromFlags(flags));
+      const dlg = flags.backend === 'cpu' ? undefined : await openDevice({ adapter: flags.adapter });
+      let bar: ReturnType<typeof progressBar> | undefined;
+      try {
+        const r = await study(dlg?.device ?? null, config, {
+          out: flags.out,
+          resume: flags.resume,
+          plots: flags.plots,
+          backend: dlg ? dlg.adapterName : 'cpu (float64 reference)',
+          onProgress: (p) => {
+            bar ??= progressBar('study', p.total);
+            bar.update(p.index, `${p.key} · iteration ${p.iteration}/${p.iterations}`);
+          },
+          onConfigDone: (_r, i, total) => bar?.update(i + 1, i + 1 === total ? 'plots…' : ''),
+        });
+        bar?.stop();
+        if (flags.json) printJson(studySummaryJson(r));
+        else {
+          process.stdout.write(studyTable(r.results));
+          process.stdout.write(
+            `${r.ran.length} configuration(s) run, ${r.skipped.length} resumed, in ${(r.wallTimeMs / 1000).toFixed(1)} s; wrote ${r.files.length} files to ${flags.out}\n`,
+          );
+        }
+      } finally {
+        bar?.stop();
+        dlg?.destroy();
+      }
+    }),
+  );
+}
