@@ -1,0 +1,1057 @@
+/**
+ * The explorer page: L_r over a plane through input space, rendered on navigator.gpu with the library's
+ * surface kernel, re-rendered while the user drags; live multi-restart attacks drawn over it.
+ *
+ * One device and one surface handle live for the whole session (pipelines are cached per device);
+ * renders are coalesced (the latest state wins, at most one in flight), so the controls stay responsive.
+ * Every failure ends up as an inline message: bad controls next to the control, GPU errors and device
+ * loss in the message area (the device is then recreated). window.__dlgTest exposes hooks for tests.
+ */
+import type { DlgDevice } from '../device.js';
+import { requestBrowserDevice } from '../device.js';
+import { DATASET_INFO, type DatasetName, simulateScenario } from '../datasets.js';
+import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack.js';
+import { createAttackEngine } from '../engine.js';
+import type { EngineHandle } from '../engine-cpu.js';
+import { DlgInputError } from '../errors.js';
+import { imageSide, psnrPeak, reconstructionMetrics } from '../matching.js';
+import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../plane.js';
+import { Rng } from '../rng.js';
+import { type Scenario, scenarioToJson } from '../scenario.js';
+import { type SurfaceOptions, createSurface } from '../surface.js';
+import { type ColorMapName, type ScaleDomain, type ScaleKind, colorize, fieldRange, scaleDomain } from './colormap.js';
+import { loadTable } from './data.js';
+import { type LossSeries, type Marker, type View, drawAxes, drawColorBar, drawImage, drawLossCurve, drawOverlay, fitCanvas, fromPx } from './plot.js';
+
+// ---------------------------------------------------------------- limits of the page's controls
+export const LIMITS = {
+  B: [1, 64],
+  D: [1, 4096],
+  K: [1, 64],
+  res: [2, 2048],
+  P: [1, 4096],
+  iters: [1, 1_000_000],
+  seed: [0, 4294967295],
+} as const;
+/** Restarts whose paths are drawn (plus the best one): more would only be clutter. */
+const MAX_DRAWN_TRAJECTORIES = 24;
+const PLOT_SIZE = 560;
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const num = (id: string) => $<HTMLInputElement>(id);
+
+// ---------------------------------------------------------------- messages
+type Level = 'error' | 'warn' | 'info';
+interface Message {
+  id: number;
+  level: Level;
+  kind: string;
+  text: string;
+}
+const messages: Message[] = [];
+let messageSeq = 0;
+
+/** Shows a message in the message area (latest first; one per `kind` replaces the previous one). */
+function showMessage(level: Level, kind: string, text: string): void {
+  const i = messages.findIndex((m) => m.kind === kind);
+  if (i >= 0) messages.splice(i, 1);
+  messages.unshift({ id: ++messageSeq, level, kind, text });
+  if (messages.length > 8) messages.pop();
+  renderMessages();
+  if (level === 'error') console.warn(`[dlg explorer] ${kind}: ${text}`);
+}
+function clearMessage(kind: string): void {
+  const i = messages.findIndex((m) => m.kind === kind);
+  if (i >= 0) {
+    messages.splice(i, 1);
+    renderMessages();
+  }
+}
+function renderMessages(): void {
+  const box = $('messages');
+  box.replaceChildren(
+    ...messages.map((m) => {
+      const div = document.createElement('div');
+      div.className = `msg ${m.level}`;
+      div.dataset.kind = m.kind;
+      div.setAttribute('role', m.level === 'error' ? 'alert' : 'status');
+      const close = document.createElement('button');
+      close.type = 'button';
+      close.textContent = '×';
+      close.title = 'dismiss';
+      close.onclick = () => clearMessage(m.kind);
+      div.append(close, document.createTextNode(m.text));
+      return div;
+    }),
+  );
+}
+
+/** Inline error next to a control (slot ids err-B, err-D, err-K, err-seed, err-res, err-coords, ...). */
+const inlineErrors = new Map<string, string>();
+function setInline(slot: string, text: string | null): void {
+  const el = document.getElementById(`err-${slot}`);
+  if (!el) {
+    if (text) showMessage('error', `input-${slot}`, text);
+    return;
+  }
+  el.textContent = text ?? '';
+  if (text) inlineErrors.set(slot, text);
+  else inlineErrors.delete(slot);
+  const input = document.getElementById(slot);
+  if (input) input.classList.toggle('bad', !!text);
+}
+
+/** Where a DlgInputError from the library belongs on the page. */
+function slotFor(field: string): string {
+  if (/^(coords|points|swap|plane|center|u$|v$)/.test(field)) return 'coords';
+  const head = field.split(/[.[]/)[0];
+  if (['B', 'D', 'K', 'seed', 'span', 'res', 'P', 'iters', 'lr'].includes(head)) return head;
+  if (head === 'alpha' || head === 'beta') return 'span';
+  return 'general';
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+// ---------------------------------------------------------------- settings from the controls
+interface Settings {
+  dataset: DatasetName;
+  B: number;
+  D: number;
+  K: number;
+  seed: number;
+  plane: 'coords' | 'random' | 'filter' | 'swap' | 'attack';
+  n1: number;
+  d1: number;
+  n2: number;
+  d2: number;
+  planeSeed: number;
+  span: number;
+  depth: number;
+  res: number;
+  scale: ScaleKind;
+  cmap: ColorMapName;
+  P: number;
+  iters: number;
+  optimizer: 'adam' | 'gd' | 'lbfgs';
+  lr: number;
+}
+
+/** Reads an integer control; reports out-of-range inline. */
+function readInt(id: string, lo: number, hi: number, what: string, errs: Map<string, string>, slot = id): number {
+  const el = num(id);
+  const raw = el.value.trim();
+  const v = Number(raw);
+  if (raw === '' || !Number.isInteger(v) || v < lo || v > hi) {
+    errs.set(slot, `${what}: expected an integer in [${lo}, ${hi}], found ${raw === '' ? 'nothing' : JSON.stringify(raw)}`);
+    return NaN;
+  }
+  return v;
+}
+
+function readSettings(): { s: Settings; errs: Map<string, string> } {
+  const errs = new Map<string, string>();
+  const dataset = $<HTMLSelectElement>('dataset').value as DatasetName;
+  const fixed = dataset === 'gaussian' ? null : DATASET_INFO[dataset];
+  const B = readInt('B', LIMITS.B[0], LIMITS.B[1], 'B (batch size)', errs);
+  const D = fixed ? fixed.D : readInt('D', LIMITS.D[0], LIMITS.D[1], 'D (features)', errs);
+  const K = fixed ? fixed.K : readInt('K', LIMITS.K[0], LIMITS.K[1], 'K (outputs)', errs);
+  const seed = readInt('seed', LIMITS.seed[0], LIMITS.seed[1], 'seed', errs);
+  const n1 = readInt('n1', 0, LIMITS.B[1], 'sample index', errs, 'coords');
+  const d1 = readInt('d1', 0, LIMITS.D[1], 'feature index', errs, 'coords');
+  const n2 = readInt('n2', 0, LIMITS.B[1], 'sample index', errs, 'coords');
+  const d2 = readInt('d2', 0, LIMITS.D[1], 'feature index', errs, 'coords');
+  const planeSeed = readInt('planeSeed', 0, LIMITS.seed[1], 'plane seed', errs, 'coords');
+  const res = readInt('res', LIMITS.res[0], LIMITS.res[1], 'resolution', errs);
+  const P = readInt('P', LIMITS.P[0], LIMITS.P[1], 'restarts P', errs);
+  const iters = readInt('iters', LIMITS.iters[0], LIMITS.iters[1], 'iterations', errs);
+  const span = Number(num('span').value);
+  if (!(Number.isFinite(span) && span > 0 && span <= 1e6)) errs.set('span', `half-width: expected a number in (0, 1e6], found ${JSON.stringify(num('span').value)}`);
+  const lr = Number(num('lr').value);
+  if (!(Number.isFinite(lr) && lr > 0 && lr <= 1e3)) errs.set('lr', `learning rate: expected a number in (0, 1000], found ${JSON.stringify(num('lr').value)}`);
+  if (Number.isFinite(B) && Number.isFinite(D) && Number.isFinite(P) && P * B * D > 1 << 22) {
+    errs.set('P', `restarts P: P·B·D must be at most ${1 << 22} (GPU memory for the page), found ${P}·${B}·${D} = ${P * B * D}`);
+  }
+  return {
+    s: {
+      dataset,
+      B,
+      D,
+      K,
+      seed,
+      plane: $<HTMLSelectElement>('plane').value as Settings['plane'],
+      n1,
+      d1,
+      n2,
+      d2,
+      planeSeed,
+      span,
+      depth: Number(num('depth').value),
+      res,
+      scale: $<HTMLSelectElement>('scale').value as ScaleKind,
+      cmap: $<HTMLSelectElement>('cmap').value as ColorMapName,
+      P,
+      iters,
+      optimizer: $<HTMLSelectElement>('optimizer').value as Settings['optimizer'],
+      lr,
+    },
+    errs,
+  };
+}
+
+// ---------------------------------------------------------------- state
+interface Gpu {
+  dlg: DlgDevice;
+  gen: number;
+}
+let gpu: Gpu | null = null;
+let deviceGen = 0;
+let recovering: Promise<void> | null = null;
+
+/** The last valid settings; a bad control leaves these (and the picture) as they were. */
+let settings: Settings | null = null;
+let scenario: Scenario | null = null;
+let scenarioKey = '';
+/** Plane from the settings, before the view (pan/zoom/slice offset) is applied. */
+let basePlane: Plane | null = null;
+let planeKey = '';
+/** Third direction for moving the slice centre off the plane (null when B·D = 2). */
+let offDir: Float64Array | null = null;
+const view = { pan: [0, 0] as [number, number], zoom: 1 };
+
+interface SurfaceState {
+  handle: ReturnType<typeof createSurface>;
+  gen: number;
+  key: string; // scenario + res
+  planeSig: string;
+}
+let surf: SurfaceState | null = null;
+
+interface Frame {
+  field: Float32Array;
+  res: number;
+  plane: Plane;
+  domain: ScaleDomain;
+  gpuMs: number;
+  drawMs: number;
+}
+let lastFrame: Frame | null = null;
+let frames = 0;
+
+interface AttackState {
+  running: boolean;
+  stop: boolean;
+  series: LossSeries;
+  /** Per drawn restart, its best point after each chunk (raw B·D, re-projected on every plane change). */
+  paths: Float32Array[][];
+  drawn: number[];
+  bestRestart: number;
+  bestX: Float32Array | null;
+  startX: Float64Array | null;
+  summary: AttackSummary | null;
+  scenarioKey: string;
+  /** Bumped by resetAttack: a running attack whose run id is stale stops without touching the page. */
+  runId: number;
+}
+export interface AttackSummary {
+  P: number;
+  iterations: number;
+  bestLoss: number;
+  relativeError: number | null;
+  success: boolean | null;
+  converged: number;
+  nonFinite: number;
+  wallMs: number;
+  stopped: boolean;
+}
+const attackState: AttackState = { running: false, stop: false, series: { iterations: [], best: [], median: [] }, paths: [], drawn: [], bestRestart: 0, bestX: null, startX: null, summary: null, scenarioKey: '', runId: 0 };
+
+// ---------------------------------------------------------------- device
+function noWebGpuHelp(reason: string): void {
+  const box = $('nogpu');
+  box.hidden = false;
+  box.innerHTML = `<h2>WebGPU is not available</h2>
+<p>${reason}</p>
+<p>This page renders the loss surface and runs the attack on the GPU through WebGPU (<code>navigator.gpu</code>). To enable it:</p>
+<ul>
+<li><b>Chrome / Edge 113+</b> on Windows, macOS and ChromeOS: WebGPU is on by default; make sure hardware acceleration is enabled (chrome://settings/system) and check <code>chrome://gpu</code>.</li>
+<li><b>Chrome on Linux</b>: enable <code>chrome://flags/#enable-unsafe-webgpu</code> and <code>chrome://flags/#enable-vulkan</code>, or start it with <code>--enable-unsafe-webgpu --enable-features=Vulkan</code> (headless Chromium: <code>--enable-unsafe-webgpu</code> gives the SwiftShader CPU adapter).</li>
+<li><b>Firefox</b>: WebGPU is on in Firefox 141+ on Windows; elsewhere set <code>dom.webgpu.enabled</code> to true in <code>about:config</code> (Nightly).</li>
+<li><b>Safari</b> 26+ has WebGPU; on older versions enable it under Develop → Feature Flags.</li>
+<li>WebGPU needs a secure context: open the page over <code>http://localhost</code> / <code>127.0.0.1</code> (as <code>npm run demo</code> prints) or https.</li>
+</ul>`;
+  $('adapter').textContent = 'adapter: none';
+  for (const el of Array.from(document.querySelectorAll<HTMLButtonElement>('#controls button'))) el.disabled = true;
+}
+
+async function initDevice(): Promise<Gpu> {
+  const gen = ++deviceGen;
+  const dlg = await requestBrowserDevice({
+    // Losses are handled below through device.lost (also for simulated losses, whose reason is 'destroyed').
+    onLost: () => {},
+    onUncapturedError: (err) => {
+      const kind = err.constructor?.name === 'GPUOutOfMemoryError' ? 'out-of-memory' : 'validation';
+      showMessage('error', `gpu-${kind}`, `WebGPU ${kind} error (the page keeps running; the last picture may be stale): ${err.message}`);
+    },
+  });
+  const g: Gpu = { dlg, gen };
+  dlg.device.lost.then((info) => {
+    if (gpu !== g) return; // an old device, already replaced
+    void onDeviceLost(info);
+  });
+  gpu = g;
+  $('adapter').textContent = `adapter: ${dlg.adapterName}`;
+  return g;
+}
+
+async function onDeviceLost(info: GPUDeviceLostInfo): Promise<void> {
+  if (recovering) return recovering;
+  gpu = null;
+  surf = null; // its buffers died with the device
+  attackState.stop = true;
+  showMessage('error', 'device-lost', `The GPU device was lost (${info.reason || 'unknown reason'}${info.message ? `: ${info.message}` : ''}). Recreating it…`);
+  recovering = (async () => {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await initDevice();
+        showMessage('warn', 'device-lost', `The GPU device was lost (${info.reason || 'unknown'}${info.message ? `: ${info.message}` : ''}) and has been recreated (attempt ${attempt}). Rendering resumed.`);
+        requestRender();
+        return;
+      } catch (err) {
+        if (attempt === 3) {
+          showMessage('error', 'device-lost', `The GPU device was lost and could not be recreated: ${describeError(err)}. Reload the page.`);
+        }
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  })();
+  try {
+    await recovering;
+  } finally {
+    recovering = null;
+  }
+}
+
+async function ensureGpu(): Promise<Gpu> {
+  if (recovering) await recovering;
+  if (!gpu) await initDevice();
+  return gpu!;
+}
+
+// ---------------------------------------------------------------- scenario and plane
+/** The scenario the settings name (the current one when unchanged); does not install it. */
+async function buildScenario(s: Settings): Promise<{ sc: Scenario; key: string }> {
+  const key = `${s.dataset}|${s.B}|${s.D}|${s.K}|${s.seed}`;
+  if (scenario && key === scenarioKey) return { sc: scenario, key };
+  const data = s.dataset === 'gaussian' ? undefined : await loadTable(s.dataset);
+  return { sc: simulateScenario({ dataset: s.dataset, B: s.B, D: s.D, K: s.K, seed: s.seed, data }), key };
+}
+
+function defaultSpan(kind: Settings['plane']): number {
+  return kind === 'coords' ? 2 : 1;
+}
+
+/** The plane from the settings (no view transform). */
+function buildPlane(s: Settings, sc: Scenario): Plane {
+  const truth = sc.inputs!;
+  const h = s.span;
+  switch (s.plane) {
+    case 'coords': {
+      const p = coordinatePlane(sc, { a: [s.n1, s.d1], b: [s.n2, s.d2] });
+      const ta = truth[s.n1 * sc.D + s.d1];
+      const tb = truth[s.n2 * sc.D + s.d2];
+      const lo = Math.min(ta, tb) - h;
+      const hi = Math.max(ta, tb) + h;
+      return { ...p, alpha: [lo, hi], beta: [lo, hi] };
+    }
+    case 'random':
+    case 'filter':
+      return randomPlane(sc, { seed: s.planeSeed, filterNormalize: s.plane === 'filter', span: h });
+    case 'swap': {
+      if (sc.B < 2) throw new DlgInputError('plane', 'B ≥ 2 for the plane through the truth and its row swap', `B = ${sc.B}`);
+      const p = threePointPlane(truth, swapRows(truth, 0, 1, sc.B), new Float64Array(truth.length), { names: ['truth', 'swap01', 'origin'], alpha: [0.5 - h, 0.5 + h], beta: [0.5 - h, 0.5 + h] });
+      return p;
+    }
+    case 'attack': {
+      if (!attackState.bestX || !attackState.startX || attackState.bestX.length !== truth.length) {
+        throw new DlgInputError('plane', 'an attack on this scenario first (the plane goes through the truth, a restart start and its end)', 'no attack yet');
+      }
+      return threePointPlane(truth, attackState.startX, attackState.bestX, { names: ['truth', 'start', 'end'], alpha: [0.5 - h, 0.5 + h], beta: [0.5 - h, 0.5 + h] });
+    }
+  }
+}
+
+/** A fixed direction orthogonal to u and v (norm ‖u‖), for moving the slice centre off the plane. */
+function offPlaneDirection(p: Plane, seed: number): Float64Array | null {
+  const n = p.center.length;
+  if (n < 3) return null;
+  const rng = new Rng(seed + 0x5eed);
+  const w = new Float64Array(n);
+  for (let i = 0; i < n; i++) w[i] = rng.normal();
+  const dot = (a: Float64Array, b: Float64Array) => a.reduce((acc, x, i) => acc + x * b[i], 0);
+  // Gram–Schmidt against u and v (v is not orthogonal to u in general: orthogonalise it first).
+  const u = p.u;
+  const v2 = Float64Array.from(p.v);
+  const fuv = dot(u, v2) / dot(u, u);
+  for (let i = 0; i < n; i++) v2[i] -= fuv * u[i];
+  for (let pass = 0; pass < 2; pass++) {
+    for (const d of [u, v2]) {
+      const f = dot(d, w) / dot(d, d);
+      for (let i = 0; i < n; i++) w[i] -= f * d[i];
+    }
+  }
+  const wn = Math.sqrt(dot(w, w));
+  if (!(wn > 1e-12)) return null;
+  const scale = Math.sqrt(dot(u, u)) / wn;
+  for (let i = 0; i < n; i++) w[i] *= scale;
+  return w;
+}
+
+/** The plane actually rendered: base plane with the view's pan/zoom and slice offset. */
+function viewPlane(): Plane {
+  const p = basePlane!;
+  const s = settings!;
+  const ha = ((p.alpha[1] - p.alpha[0]) / 2) * view.zoom;
+  const hb = ((p.beta[1] - p.beta[0]) / 2) * view.zoom;
+  const ma = (p.alpha[0] + p.alpha[1]) / 2 + view.pan[0];
+  const mb = (p.beta[0] + p.beta[1]) / 2 + view.pan[1];
+  let center = p.center;
+  if (offDir && s.depth !== 0) {
+    center = Float64Array.from(p.center);
+    const f = s.depth * Math.max(ha, hb);
+    for (let i = 0; i < center.length; i++) center[i] += f * offDir[i];
+  }
+  return { ...p, center, alpha: [ma - ha, ma + ha], beta: [mb - hb, mb + hb] };
+}
+
+function planeSignature(p: Plane): string {
+  // Cheap identity of a plane: ranges plus a checksum of the vectors.
+  let h = 0;
+  for (const a of [p.center, p.u, p.v]) for (let i = 0; i < a.length; i++) h = (h * 31 + a[i] * (i + 1)) % 1e12;
+  return `${p.alpha.join(',')}|${p.beta.join(',')}|${h}`;
+}
+
+// ---------------------------------------------------------------- applying the controls
+/**
+ * Validates all controls; bad ones get inline messages and change nothing. Good ones update the
+ * scenario/plane and schedule a render. Returns false when anything was rejected.
+ */
+let applySeq = 0;
+let latestApply: Promise<boolean> = Promise.resolve(true);
+
+async function applyControls(): Promise<boolean> {
+  const seq = ++applySeq;
+  const p = applyControlsNow(seq);
+  latestApply = p;
+  return p;
+}
+
+async function applyControlsNow(seq: number): Promise<boolean> {
+  const { s, errs } = readSettings();
+  const dataset = s.dataset;
+  // Fixed shapes for the real data sets.
+  num('D').disabled = dataset !== 'gaussian';
+  num('K').disabled = dataset !== 'gaussian';
+  if (dataset !== 'gaussian') {
+    num('D').value = String(DATASET_INFO[dataset].D);
+    num('K').value = String(DATASET_INFO[dataset].K);
+  }
+  document.querySelectorAll<HTMLElement>('.coords-only').forEach((e) => (e.hidden = s.plane !== 'coords'));
+  document.querySelectorAll<HTMLElement>('.random-only').forEach((e) => (e.hidden = s.plane !== 'random' && s.plane !== 'filter'));
+  for (const slot of ['B', 'D', 'K', 'seed', 'coords', 'span', 'res', 'P', 'iters', 'lr']) setInline(slot, errs.get(slot) ?? null);
+  // Scenario/plane problems block a re-render; attack-only problems (P, iters, lr) do not.
+  const blocking = [...errs.keys()].some((k) => !['P', 'iters', 'lr'].includes(k));
+  if (blocking) return false;
+  let built: { sc: Scenario; key: string };
+  try {
+    built = await buildScenario(s);
+  } catch (err) {
+    if (seq !== applySeq) return latestApply;
+    if (err instanceof DlgInputError) setInline(slotFor(err.field), err.message);
+    else showMessage('error', 'scenario', `Could not build the scenario: ${describeError(err)}`);
+    return false;
+  }
+  // A newer change arrived while the data loaded: it decides.
+  if (seq !== applySeq) return latestApply;
+  const sc = built.sc;
+  if (built.key !== scenarioKey) planeKey = '';
+  scenario = sc;
+  scenarioKey = built.key;
+  const pkey = `${scenarioKey}|${s.plane}|${s.n1},${s.d1},${s.n2},${s.d2}|${s.planeSeed}|${s.span}|${s.plane === 'attack' ? attackState.summary?.wallMs : ''}`;
+  if (pkey !== planeKey) {
+    try {
+      basePlane = buildPlane(s, sc);
+    } catch (err) {
+      if (err instanceof DlgInputError) setInline(slotFor(err.field), err.message);
+      else showMessage('error', 'plane', `Could not build the plane: ${describeError(err)}`);
+      return false;
+    }
+    planeKey = pkey;
+    offDir = offPlaneDirection(basePlane, s.planeSeed);
+    view.pan = [0, 0];
+    view.zoom = 1;
+  }
+  num('depth').disabled = !offDir;
+  num('depth').title = offDir ? 'Moves the slice centre c out of the plane, along a fixed third direction' : 'B·D = 2: the plane is the whole input space';
+  settings = s;
+  // Paths and reconstructions belong to one scenario.
+  if (attackState.scenarioKey !== scenarioKey) resetAttack();
+  $('depthOut').textContent = s.depth.toFixed(2);
+  clearMessage('scenario');
+  clearMessage('plane');
+  updateDigits();
+  requestRender();
+  return true;
+}
+
+// ---------------------------------------------------------------- rendering
+let renderWanted = false;
+let pumping: Promise<void> | null = null;
+
+function requestRender(): void {
+  renderWanted = true;
+  if (!pumping) pumping = pump();
+}
+
+async function pump(): Promise<void> {
+  try {
+    while (renderWanted) {
+      renderWanted = false;
+      try {
+        await renderOnce();
+        clearMessage('render');
+        clearMessage('input-general');
+      } catch (err) {
+        if (err instanceof DlgInputError) {
+          setInline(slotFor(err.field), err.message);
+        } else if (gpu === null || recovering) {
+          // The device went away mid-render: onDeviceLost reports it and re-renders after recovery.
+        } else {
+          showMessage('error', 'render', `Rendering failed: ${describeError(err)}`);
+        }
+      }
+      // Let input events run between frames (rAF when visible; a macrotask otherwise).
+      await new Promise<void>((r) => setTimeout(r, 0));
+    }
+  } finally {
+    pumping = null;
+  }
+}
+
+/** Resolves once no render is wanted or in flight and no device recovery is under way. */
+async function idle(): Promise<void> {
+  for (;;) {
+    if (recovering) await recovering;
+    else if (pumping) await pumping;
+    else if (renderWanted) requestRender();
+    else return;
+  }
+}
+
+async function renderOnce(): Promise<void> {
+  if (!settings || !scenario || !basePlane) return;
+  const g = await ensureGpu();
+  const s = settings;
+  const sc = scenario;
+  const plane = viewPlane();
+  const res = s.res;
+  const key = `${scenarioKey}|${res}`;
+  const sig = planeSignature(plane);
+  const t0 = performance.now();
+  if (!surf || surf.gen !== g.gen || surf.key !== key) {
+    surf?.handle.destroy();
+    surf = null;
+    surf = { handle: createSurface(g.dlg.device, sc, plane, res, { label: 'explorer.surface' }), gen: g.gen, key, planeSig: sig };
+  } else if (surf.planeSig !== sig) {
+    const h = surf.handle as { setPlane?: (p: Plane) => void };
+    if (h.setPlane) h.setPlane(plane);
+    else {
+      surf.handle.destroy();
+      surf = { handle: createSurface(g.dlg.device, sc, plane, res, { label: 'explorer.surface' }), gen: g.gen, key, planeSig: sig };
+    }
+    surf.planeSig = sig;
+  }
+  $('info').textContent = `rendering ${res}² …`;
+  const field = await surf.handle.render();
+  if (!field) throw new Error('the surface returned no field');
+  if (gpu !== g) return; // device replaced meanwhile: this frame is stale
+  const t1 = performance.now();
+  const domain = draw(field, res, plane, s);
+  const t2 = performance.now();
+  lastFrame = { field, res, plane, domain, gpuMs: t1 - t0, drawMs: t2 - t1 };
+  frames++;
+  writeInfo();
+}
+
+let imageData: ImageData | null = null;
+
+/** Colour-maps the field onto the surface canvas and redraws colour bar, axes and overlay. */
+function draw(field: Float32Array, res: number, plane: Plane, s: Settings): ScaleDomain {
+  const canvas = $<HTMLCanvasElement>('surface');
+  if (canvas.width !== res || canvas.height !== res) {
+    canvas.width = res;
+    canvas.height = res;
+  }
+  canvas.style.width = `${PLOT_SIZE}px`;
+  canvas.style.height = `${PLOT_SIZE}px`;
+  if (!imageData || imageData.width !== res) imageData = new ImageData(res, res);
+  const range = fieldRange(field);
+  const domain = scaleDomain(s.scale, range);
+  const bad = colorize(field, res, domain, s.cmap, new Uint32Array(imageData.data.buffer));
+  canvas.getContext('2d')!.putImageData(imageData, 0, 0);
+  if (bad > 0) showMessage('warn', 'non-finite', `${bad} grid points are NaN or ±Inf (drawn magenta).`);
+  else clearMessage('non-finite');
+  drawColorBar($<HTMLCanvasElement>('colorbar'), domain, s.cmap, PLOT_SIZE);
+  const v: View = { alpha: plane.alpha, beta: plane.beta, res, size: PLOT_SIZE };
+  const names: [string, string] = [plane.labels?.alpha ?? 'α', plane.labels?.beta ?? 'β'];
+  drawAxes($<HTMLCanvasElement>('xaxis'), $<HTMLCanvasElement>('yaxis'), v, names);
+  drawOverlayNow(plane, res);
+  return domain;
+}
+
+function drawOverlayNow(plane: Plane, res: number): void {
+  const v: View = { alpha: plane.alpha, beta: plane.beta, res, size: PLOT_SIZE };
+  const off = settings && settings.depth !== 0 && offDir ? ' (projected)' : '';
+  const markers: Marker[] = (plane.markers ?? []).map((m) => ({ label: m.name + off, alpha: m.alpha, beta: m.beta }));
+  const trajs = attackState.paths.map((path) =>
+    path.map((x) => {
+      const p = projectOntoPlane(plane, x);
+      return [p.alpha, p.beta] as [number, number];
+    }),
+  );
+  const bestIdx = attackState.drawn.indexOf(attackState.bestRestart);
+  const centre: [number, number] = [(plane.alpha[0] + plane.alpha[1]) / 2, (plane.beta[0] + plane.beta[1]) / 2];
+  drawOverlay($<HTMLCanvasElement>('overlay'), v, centre, markers, trajs, bestIdx);
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toExponential(3) : String(x);
+}
+
+function writeInfo(): void {
+  const f = lastFrame;
+  if (!f || !scenario) return;
+  const r = fieldRange(f.field);
+  const gnorm = scenario.gradient.W.reduce((a, x) => a + x * x, 0) + scenario.gradient.b.reduce((a, x) => a + x * x, 0);
+  $('info').textContent =
+    `${f.res}² = ${(f.res * f.res).toLocaleString('en-US')} points · GPU+readback ${f.gpuMs.toFixed(1)} ms · draw ${f.drawMs.toFixed(1)} ms · frame ${frames}\n` +
+    `L_r ∈ [${fmt(r.min)}, ${fmt(r.max)}]  (‖∇W‖²+‖∇b‖² = ${fmt(gnorm)})  ·  B=${scenario.B} D=${scenario.D} K=${scenario.K}`;
+}
+
+/** Recolours the last field without touching the GPU (scale or colour map changed). */
+function recolour(): void {
+  const { s, errs } = readSettings();
+  void errs;
+  if (!settings || !lastFrame) return;
+  settings = { ...settings, scale: s.scale, cmap: s.cmap };
+  lastFrame.domain = draw(lastFrame.field, lastFrame.res, lastFrame.plane, settings);
+}
+
+// ---------------------------------------------------------------- attack
+function resetAttack(): void {
+  attackState.stop = true;
+  attackState.runId++;
+  attackState.series = { iterations: [], best: [], median: [] };
+  attackState.paths = [];
+  attackState.drawn = [];
+  attackState.bestX = null;
+  attackState.startX = null;
+  attackState.summary = null;
+  attackState.scenarioKey = scenarioKey;
+  drawLossCurve($<HTMLCanvasElement>('losscurve'), attackState.series, 420, 220);
+  $('attackInfo').textContent = 'No attack yet.';
+}
+
+function medianOf(a: Float32Array): number {
+  const s = Array.from(a).filter((x) => !Number.isNaN(x)).sort((x, y) => x - y);
+  if (s.length === 0) return NaN;
+  return s[s.length >> 1];
+}
+
+/** Runs P restarts live: chunks of iterations per submit, status read back between chunks. */
+async function runAttack(): Promise<AttackSummary> {
+  if (attackState.running) throw new Error('an attack is already running');
+  const ok = await applyControls();
+  const { errs } = readSettings();
+  for (const slot of ['P', 'iters', 'lr']) if (errs.has(slot)) throw new Error(errs.get(slot)!);
+  if (!ok || !settings || !scenario) throw new Error('fix the highlighted controls first');
+  const s = settings;
+  const sc = scenario;
+  const g = await ensureGpu();
+  const { B, D } = sc;
+  const BD = B * D;
+  const P = s.P;
+  // Normal init (scale 1), seeded from the scenario seed so runs are repeatable.
+  const rng = new Rng((s.seed ^ 0xa77ac) >>> 0);
+  const x0 = new Float64Array(P * BD);
+  for (let i = 0; i < x0.length; i++) x0[i] = rng.normal();
+  const gnorm = sc.gradient.W.reduce((a, x) => a + x * x, 0) + sc.gradient.b.reduce((a, x) => a + x * x, 0);
+  // The library's default stopping rule: L_r ≤ tol·(‖∇W‖² + ‖∇b‖²).
+  const tolAbs = ATTACK_DEFAULTS.tol * gnorm;
+  let engine: EngineHandle | null = null;
+  attackState.running = true;
+  attackState.stop = false;
+  attackState.scenarioKey = scenarioKey;
+  const runId = ++attackState.runId;
+  attackState.series = { iterations: [], best: [], median: [] };
+  const drawn = Array.from({ length: Math.min(P, MAX_DRAWN_TRAJECTORIES) }, (_, i) => i);
+  attackState.drawn = drawn;
+  attackState.paths = drawn.map((p) => [Float32Array.from(x0.subarray(p * BD, (p + 1) * BD))]);
+  attackState.bestRestart = 0;
+  $<HTMLButtonElement>('attack').disabled = true;
+  $<HTMLButtonElement>('stop').disabled = false;
+  clearMessage('attack');
+  const t0 = performance.now();
+  let done = 0;
+  let chunk = 16;
+  let status: Awaited<ReturnType<EngineHandle['readStatus']>> | null = null;
+  let best: Float32Array | null = null;
+  try {
+    engine = createAttackEngine(g.dlg.device, { layer: sc, target: sc.gradient, P, optimizer: s.optimizer, lr: s.lr, tolAbs, label: 'explorer.attack' });
+    engine.setInputs(x0);
+    while (done < s.iters && !attackState.stop) {
+      const n = Math.min(chunk, s.iters - done);
+      const tc = performance.now();
+      engine.run(n);
+      status = await engine.readStatus();
+      best = await engine.readBest();
+      if (gpu !== g) throw new Error('the GPU device was lost during the attack');
+      if (attackState.runId !== runId) break; // the scenario changed: this run's results are moot
+      done += n;
+      // Aim for ~80 ms per chunk: smooth live updates without a readback every iteration.
+      const dt = performance.now() - tc;
+      if (dt < 40 && chunk < 1 << 14) chunk *= 2;
+      else if (dt > 160 && chunk > 1) chunk = Math.max(1, chunk >> 1);
+      let bi = 0;
+      for (let p = 1; p < P; p++) if (status.bestLoss[p] < status.bestLoss[bi]) bi = p;
+      attackState.bestRestart = bi;
+      if (!drawn.includes(bi) && attackState.paths.length === drawn.length) {
+        // The best restart is always drawn: it replaces the last slot (its path starts now).
+        drawn[drawn.length - 1] = bi;
+        attackState.paths[drawn.length - 1] = [];
+      }
+      drawn.forEach((p, k) => attackState.paths[k].push(best!.slice(p * BD, (p + 1) * BD)));
+      attackState.series.iterations.push(done);
+      attackState.series.best.push(status.bestLoss[bi]);
+      attackState.series.median.push(medianOf(status.loss));
+      drawLossCurve($<HTMLCanvasElement>('losscurve'), attackState.series, 420, 220, tolAbs);
+      if (lastFrame) drawOverlayNow(lastFrame.plane, lastFrame.res);
+      attackState.bestX = best.slice(bi * BD, (bi + 1) * BD);
+      attackState.startX = x0.slice(bi * BD, (bi + 1) * BD);
+      updateDigits();
+      writeAttackInfo(status, bi, done, performance.now() - t0, false, false);
+      if (status.status.every((st) => st !== 0)) break; // all converged or frozen
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    if (!status || !best) throw new Error('the attack ran no iterations');
+    if (attackState.runId !== runId) {
+      return { P, iterations: done, bestLoss: NaN, relativeError: null, success: null, converged: 0, nonFinite: 0, wallMs: performance.now() - t0, stopped: true };
+    }
+    const summary = writeAttackInfo(status, attackState.bestRestart, done, performance.now() - t0, attackState.stop, true);
+    attackState.summary = summary;
+    if (settings.plane === 'attack') void applyControls();
+    return summary;
+  } catch (err) {
+    showMessage('error', 'attack', `Attack failed: ${describeError(err)}`);
+    if (err instanceof Error) (err as Error & { reported?: boolean }).reported = true;
+    throw err;
+  } finally {
+    engine?.destroy();
+    attackState.running = false;
+    $<HTMLButtonElement>('attack').disabled = false;
+    $<HTMLButtonElement>('stop').disabled = true;
+  }
+}
+
+function writeAttackInfo(st: Awaited<ReturnType<EngineHandle['readStatus']>>, bi: number, done: number, ms: number, stopped: boolean, final: boolean): AttackSummary {
+  const sc = scenario!;
+  let relativeError: number | null = null;
+  let success: boolean | null = null;
+  let psnr = '';
+  if (sc.inputs && attackState.bestX) {
+    const side = imageSide(sc.D);
+    const m = reconstructionMetrics(attackState.bestX, sc.inputs, { B: sc.B, D: sc.D, K: sc.K, reconLabels: sc.y, trueLabels: sc.y, psnrPeak: side ? psnrPeak(sc.inputs) : undefined });
+    relativeError = m.relativeError;
+    success = m.success;
+    if (m.psnr !== undefined) psnr = ` · PSNR ${m.psnr.toFixed(1)} dB`;
+  }
+  let converged = 0;
+  let nonFinite = 0;
+  for (const x of st.status) {
+    if (x === 1) converged++;
+    else if (x === 2) nonFinite++;
+  }
+  const P = st.status.length;
+  const summary: AttackSummary = { P, iterations: done, bestLoss: st.bestLoss[bi], relativeError, success, converged, nonFinite, wallMs: ms, stopped };
+  $('attackInfo').textContent =
+    `${stopped ? 'stopped' : final ? 'done' : 'running'} · ${done} iterations · P=${P} · ${(ms / 1000).toFixed(2)} s\n` +
+    `best L_r ${fmt(summary.bestLoss)} (restart ${bi}) · converged ${converged}/${P} · non-finite ${nonFinite}\n` +
+    (relativeError !== null ? `relative error ${fmt(relativeError)} → ${success ? 'SUCCESS (< 1e-3)' : 'not recovered'}${psnr}` : '');
+  return summary;
+}
+
+function updateDigits(): void {
+  const sc = scenario;
+  const box = $('digits');
+  const side = sc ? imageSide(sc.D) : undefined;
+  if (!sc || !side || !sc.inputs) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  const truth = sc.inputs;
+  const lo = Math.min(...truth);
+  const hi = Math.max(...truth);
+  const fill = (id: string, x: ArrayLike<number> | null) => {
+    const holder = $(id);
+    while (holder.children.length < sc.B) holder.append(document.createElement('canvas'));
+    while (holder.children.length > sc.B) holder.lastChild!.remove();
+    for (let n = 0; n < sc.B; n++) {
+      const c = holder.children[n] as HTMLCanvasElement;
+      if (x) drawImage(c, x, n * sc.D, side, lo, hi, 7);
+      else fitCanvas(c, side * 7, side * 7);
+    }
+  };
+  fill('digitsTrue', truth);
+  const recon = attackState.bestX && attackState.bestX.length === truth.length ? attackState.bestX : null;
+  // Reconstructed rows are shown in the order matched to the true rows.
+  if (recon) {
+    const m = reconstructionMetrics(recon, truth, { B: sc.B, D: sc.D, K: sc.K, reconLabels: sc.y, trueLabels: sc.y });
+    const ordered = new Float32Array(recon.length);
+    m.assignment.forEach((j, i) => ordered.set(recon.subarray(i * sc.D, (i + 1) * sc.D), j * sc.D));
+    fill('digitsRecon', ordered);
+  } else fill('digitsRecon', null);
+}
+
+// ---------------------------------------------------------------- interaction
+function wire(): void {
+  const scenarioInputs = ['dataset', 'B', 'D', 'K', 'seed', 'n1', 'd1', 'n2', 'd2', 'planeSeed', 'span', 'res', 'P', 'iters', 'lr'];
+  for (const id of scenarioInputs) {
+    $(id).addEventListener('change', () => void applyControls());
+    if ($(id).tagName === 'INPUT') $(id).addEventListener('input', () => void applyControls());
+  }
+  $('optimizer').addEventListener('change', () => {
+    num('lr').value = String(DEFAULT_LR[$<HTMLSelectElement>('optimizer').value as Settings['optimizer']]);
+    void applyControls();
+  });
+  $('plane').addEventListener('change', () => {
+    num('span').value = String(defaultSpan($<HTMLSelectElement>('plane').value as Settings['plane']));
+    void applyControls();
+  });
+  $('depth').addEventListener('input', () => void applyControls());
+  $('scale').addEventListener('change', recolour);
+  $('cmap').addEventListener('change', recolour);
+  $('attack').addEventListener('click', () =>
+    void runAttack().catch((err) => {
+      if (!(err as { reported?: boolean }).reported) showMessage('error', 'attack', `Attack not started: ${describeError(err)}`);
+    }),
+  );
+  $('stop').addEventListener('click', () => (attackState.stop = true));
+
+  const fig = $('figure');
+  let drag: { x: number; y: number; pan: [number, number] } | null = null;
+  fig.addEventListener('pointerdown', (e) => {
+    if (!lastFrame) return;
+    drag = { x: e.clientX, y: e.clientY, pan: [...view.pan] };
+    fig.setPointerCapture(e.pointerId);
+    fig.classList.add('dragging');
+  });
+  fig.addEventListener('pointermove', (e) => {
+    if (!drag || !lastFrame) return;
+    const p = lastFrame.plane;
+    const da = ((e.clientX - drag.x) / PLOT_SIZE) * (p.alpha[1] - p.alpha[0]);
+    const db = ((e.clientY - drag.y) / PLOT_SIZE) * (p.beta[1] - p.beta[0]);
+    view.pan = [drag.pan[0] - da, drag.pan[1] + db];
+    requestRender();
+  });
+  const end = () => {
+    drag = null;
+    fig.classList.remove('dragging');
+  };
+  fig.addEventListener('pointerup', end);
+  fig.addEventListener('pointercancel', end);
+  fig.addEventListener(
+    'wheel',
+    (e) => {
+      if (!lastFrame || !basePlane) return;
+      e.preventDefault();
+      const rect = fig.getBoundingClientRect();
+      const v: View = { alpha: lastFrame.plane.alpha, beta: lastFrame.plane.beta, res: lastFrame.res, size: PLOT_SIZE };
+      const [a, b] = fromPx(v, e.clientX - rect.left, e.clientY - rect.top);
+      const f = Math.exp(Math.sign(e.deltaY) * 0.15);
+      const zoom = Math.min(1e3, Math.max(1e-6, view.zoom * f));
+      const k = zoom / view.zoom;
+      // Keep the point under the cursor fixed.
+      const ma = (basePlane.alpha[0] + basePlane.alpha[1]) / 2 + view.pan[0];
+      const mb = (basePlane.beta[0] + basePlane.beta[1]) / 2 + view.pan[1];
+      view.pan = [view.pan[0] + (a - ma) * (1 - k), view.pan[1] + (b - mb) * (1 - k)];
+      view.zoom = zoom;
+      requestRender();
+    },
+    { passive: false },
+  );
+  fig.addEventListener('dblclick', () => {
+    view.pan = [0, 0];
+    view.zoom = 1;
+    requestRender();
+  });
+}
+
+// ---------------------------------------------------------------- test hooks
+function toBase64(f: Float32Array): string {
+  const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function setControl(id: string, value: string | number): void {
+  const el = $<HTMLInputElement | HTMLSelectElement>(id);
+  if (!el) throw new Error(`no control #${id}`);
+  el.value = String(value);
+}
+
+export interface DlgTestHooks {
+  ready: Promise<void>;
+  state(): unknown;
+  set(values: Record<string, string | number>): Promise<{ ok: boolean; inline: Record<string, string> }>;
+  idle(): Promise<void>;
+  render(): Promise<void>;
+  field(): { res: number; alpha: [number, number]; beta: [number, number]; base64: string } | null;
+  scenario(): unknown;
+  plane(): unknown;
+  attack(values?: Record<string, string | number>): Promise<AttackSummary>;
+  loseDevice(): void;
+  injectError(kind: 'validation' | 'shader'): Promise<void>;
+  pan(da: number, db: number): void;
+  frames(n: number): Promise<{ frameMs: number[]; gpuMs: number[]; drawMs: number[] }>;
+  profile(n: number, opts?: SurfaceOptions): Promise<Record<string, number[]>>;
+}
+
+function hooks(ready: Promise<void>): DlgTestHooks {
+  return {
+    ready,
+    state: () => ({
+      adapter: gpu?.dlg.adapterName ?? null,
+      webgpu: !!(navigator as Navigator & { gpu?: GPU }).gpu,
+      deviceGeneration: deviceGen,
+      frames,
+      rendering: !!pumping,
+      recovering: !!recovering,
+      attackRunning: attackState.running,
+      attackPoints: attackState.series.iterations.length,
+      digitsShown: !$('digits').hidden,
+      messages: messages.map(({ level, kind, text }) => ({ level, kind, text })),
+      inline: Object.fromEntries(inlineErrors),
+      res: lastFrame?.res ?? null,
+      lastGpuMs: lastFrame?.gpuMs ?? null,
+      lastDrawMs: lastFrame?.drawMs ?? null,
+    }),
+    async set(values) {
+      for (const [k, v] of Object.entries(values)) setControl(k, v);
+      const ok = await applyControls();
+      await idle();
+      return { ok, inline: Object.fromEntries(inlineErrors) };
+    },
+    idle,
+    async render() {
+      requestRender();
+      await idle();
+    },
+    field: () => (lastFrame ? { res: lastFrame.res, alpha: lastFrame.plane.alpha, beta: lastFrame.plane.beta, base64: toBase64(lastFrame.field) } : null),
+    scenario: () => (scenario ? scenarioToJson(scenario) : null),
+    plane: () => {
+      if (!lastFrame || !scenario) return null;
+      return planeToJson(lastFrame.plane, scenario.B, scenario.D);
+    },
+    async attack(values) {
+      if (values) for (const [k, v] of Object.entries(values)) setControl(k, v);
+      return runAttack();
+    },
+    loseDevice() {
+      if (!gpu) throw new Error('no device to lose');
+      gpu.dlg.device.destroy(); // device.lost resolves; onDeviceLost treats it like a real loss
+    },
+    async injectError(kind) {
+      if (!gpu) throw new Error('no device');
+      const d = gpu.dlg.device;
+      if (kind === 'validation') d.createBuffer({ label: 'explorer.injected-invalid', size: 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+      else d.createShaderModule({ label: 'explorer.injected-broken', code: 'fn main( { this is not WGSL' });
+      // Chromium delivers uncaptured errors when the device next ticks: make it tick now.
+      await d.queue.onSubmittedWorkDone();
+    },
+    pan(da, db) {
+      view.pan = [view.pan[0] + da, view.pan[1] + db];
+      requestRender();
+    },
+    /** n back-to-back frames while the slice centre moves (as when dragging); per-frame wall times. */
+    async frames(n) {
+      await idle();
+      const frameMs: number[] = [];
+      const gpuMs: number[] = [];
+      const drawMs: number[] = [];
+      const p = basePlane!;
+      const step = (p.alpha[1] - p.alpha[0]) / 200;
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        view.pan = [view.pan[0] + (i % 2 ? -step : step), view.pan[1] + step / 2];
+        requestRender();
+        await idle();
+        frameMs.push(performance.now() - t0);
+        gpuMs.push(lastFrame!.gpuMs);
+        drawMs.push(lastFrame!.drawMs);
+      }
+      return { frameMs, gpuMs, drawMs };
+    },
+    /** Where a frame's time goes: handle creation, GPU render+readback of an unchanged plane, colour map + draw. */
+    async profile(n, opts) {
+      await idle();
+      const g = await ensureGpu();
+      const plane = viewPlane();
+      const out: Record<string, number[]> = { createMs: [], renderMs: [], drawMs: [], submitDoneMs: [] };
+      for (let i = 0; i < n; i++) {
+        let t = performance.now();
+        const h = createSurface(g.dlg.device, scenario!, plane, settings!.res, opts ?? {});
+        out.createMs.push(performance.now() - t);
+        t = performance.now();
+        const f = (await h.render())!;
+        out.renderMs.push(performance.now() - t);
+        t = performance.now();
+        draw(f, settings!.res, plane, settings!);
+        out.drawMs.push(performance.now() - t);
+        t = performance.now();
+        await g.dlg.device.queue.onSubmittedWorkDone();
+        out.submitDoneMs.push(performance.now() - t);
+        h.destroy();
+      }
+      return out;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- start
+async function start(): Promise<void> {
+  wire();
+  drawLossCurve($<HTMLCanvasElement>('losscurve'), attackState.series, 420, 220);
+  const nav = navigator as Navigator & { gpu?: GPU };
+  if (!nav.gpu) {
+    noWebGpuHelp(window.isSecureContext ? 'This browser does not expose navigator.gpu.' : 'This page is not a secure context, so navigator.gpu is hidden.');
+    throw new Error('WebGPU is not available (navigator.gpu is undefined)');
+  }
+  try {
+    await initDevice();
+  } catch (err) {
+    noWebGpuHelp(`No WebGPU adapter or device could be obtained: ${describeError(err).split('\n')[0]}`);
+    throw err;
+  }
+  await applyControls();
+  await idle();
+}
+
+const ready = start();
+ready.catch((err) => console.error(`[dlg explorer] ${describeError(err)}`));
+(window as unknown as { __dlgTest: DlgTestHooks }).__dlgTest = hooks(ready);
+window.addEventListener('error', (e) => showMessage('error', 'script', `Unexpected error: ${e.message}`));
+window.addEventListener('unhandledrejection', (e) => showMessage('error', 'script', `Unexpected error: ${describeError(e.reason)}`));
