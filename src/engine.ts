@@ -1,0 +1,298 @@
+/**
+ * The WebGPU attack engine: totalRestarts = P × groups DLG restarts advancing together on the
+ * device, many iterations per dispatch, read back only on request.
+ *
+ * Two kernels, chosen from the problem size:
+ *  - attack_invocation.wgsl: one invocation per restart, everything in private arrays, for small
+ *    problems (B·D ≤ 64, D·K ≤ 64, B·K ≤ 32, K ≤ 16, B·D·K ≤ 256; e.g. (2,1,1), (4,1,4), (2,16,4),
+ *    (4,16,4)). Its loops run to override capacities CB, CD, CK so the compiler unrolls them and the
+ *    arrays stay in registers (dynamically indexed private arrays are ~10× slower on lavapipe).
+ *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
+ *  - attack_workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
+ *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
+ *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
+ *    go through shared memory in a fixed order (identical bytes run to run).
+ * Both follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
+ * non-finite? → step), in f32. Cold pipeline compiles are slow on lavapipe (seconds for the
+ * unrolled kernels, about a minute for workgroup L-BFGS under load); Mesa caches them on disk.
+ */
+import invocationSrc from '../shaders/attack_invocation.wgsl';
+import workgroupSrc from '../shaders/attack_workgroup.wgsl';
+import {
+  type EngineHandle,
+  type EngineOptions,
+  type EngineStatus,
+  LBFGS_MAX_HISTORY,
+  type ResolvedEngineOptions,
+  checkInputs,
+  checkIterations,
+  resolveEngineOptions,
+} from './engine-cpu.js';
+import { DlgInputError } from './errors.js';
+import { Readback, checkBindingSize, dispatch2d, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
+
+export * from './engine-cpu.js';
+
+/** Caps of the in-register kernel (const array sizes in attack_invocation.wgsl). */
+export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
+/** Caps of the workgroup kernel (attack_workgroup.wgsl): rows per invocation × B or K ≤ 128. */
+export const WORKGROUP_CAPS = { B: 16, K: 16, rowsTimesBK: 128, maxWorkgroup: 256 } as const;
+
+const INVOCATION_WG = 64;
+const WORKGROUP_WG = 64;
+/** Iterations per dispatch: long enough to amortise launches, short enough to keep a GPU responsive. */
+const INVOCATION_ITERS_PER_DISPATCH = 512;
+const WORKGROUP_ITERS_PER_DISPATCH = 16;
+
+export type EngineKernel = 'invocation' | 'workgroup';
+
+/** Which kernel a problem runs on (throws DlgInputError beyond the workgroup kernel's caps). */
+export function engineKernel(B: number, D: number, K: number): EngineKernel {
+  if (fitsInvocation(B, D, K)) return 'invocation';
+  if (B > WORKGROUP_CAPS.B) throw new DlgInputError('layer.B', `at most ${WORKGROUP_CAPS.B} for the GPU attack engine`, String(B));
+  if (K > WORKGROUP_CAPS.K) throw new DlgInputError('layer.K', `at most ${WORKGROUP_CAPS.K} for the GPU attack engine`, String(K));
+  return 'workgroup'; // (lbfgs also bounds D: see workgroupSize)
+}
+
+// B·D·K bounds the size of the fully unrolled kernel (and its compile time).
+const fitsInvocation = (b: number, d: number, k: number): boolean =>
+  b * d <= INVOCATION_CAPS.BD && d * k <= INVOCATION_CAPS.DK && b * k <= INVOCATION_CAPS.BK && k <= INVOCATION_CAPS.K && b * d * k <= INVOCATION_CAPS.BDK;
+
+/**
+ * Loop capacities of the invocation kernel (override constants CB, CD, CK): powers of two ≥ B, D, K
+ * so that nearby sizes share a pipeline, or the sizes themselves when the powers would not fit.
+ */
+export function invocationCapacities(B: number, D: number, K: number): { CB: number; CD: number; CK: number } {
+  const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
+  const [CB, CD, CK] = [pow2(B), pow2(D), pow2(K)];
+  return fitsInvocation(CB, CD, CK) ? { CB, CD, CK } : { CB: B, CD: D, CK: K };
+}
+
+/** Workgroup size for the workgroup kernel: the smallest power of two ≥ 32 giving ≤ maxRows rows each. */
+function workgroupSize(B: number, D: number, K: number, maxInvocations: number): number {
+  const maxRows = Math.floor(WORKGROUP_CAPS.rowsTimesBK / Math.max(B, K));
+  let wg = 32;
+  while (Math.ceil(D / wg) > maxRows && wg < Math.min(WORKGROUP_CAPS.maxWorkgroup, maxInvocations)) wg *= 2;
+  if (Math.ceil(D / wg) > maxRows) {
+    throw new DlgInputError('layer.D', `at most ${maxRows * wg} on this device (maxComputeInvocationsPerWorkgroup ${maxInvocations})`, String(D));
+  }
+  return wg;
+}
+
+const layoutFor = perDevice((device: GPUDevice) => {
+  const ro = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
+  const rw = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
+  const bindGroupLayout = device.createBindGroupLayout({
+    label: 'attack.bindGroupLayout',
+    entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }, ro(1), ro(2), rw(3), rw(4), rw(5), rw(6)],
+  });
+  const pipelineLayout = device.createPipelineLayout({ label: 'attack.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
+  return {
+    bindGroupLayout,
+    pipelineLayout,
+    modules: new Map<EngineKernel, GPUShaderModule>(),
+    pipelines: new Map<string, GPUComputePipeline>(),
+  };
+});
+
+function pipelineFor(device: GPUDevice, kernel: EngineKernel, entry: string, constants: Record<string, number>): GPUComputePipeline {
+  const cache = layoutFor(device);
+  const key = `${kernel}:${entry}:${JSON.stringify(constants)}`;
+  let p = cache.pipelines.get(key);
+  if (!p) {
+    let module = cache.modules.get(kernel);
+    if (!module) {
+      module = device.createShaderModule({ label: `attack.${kernel}Module`, code: kernel === 'invocation' ? invocationSrc : workgroupSrc });
+      cache.modules.set(kernel, module);
+    }
+    p = device.createComputePipeline({
+      label: `attack.${kernel}.${entry}Pipeline`,
+      layout: cache.pipelineLayout,
+      compute: { module, entryPoint: entry, constants },
+    });
+    cache.pipelines.set(key, p);
+  }
+  return p;
+}
+
+/** Floats of optimizer state per restart (layout shared by both kernels). */
+export function optimizerStride(o: ResolvedEngineOptions): number {
+  const BD = o.B * o.D;
+  if (o.optimizer === 'gd') return BD;
+  if (o.optimizer === 'adam') return 2 * BD;
+  return 2 * LBFGS_MAX_HISTORY * BD + LBFGS_MAX_HISTORY + 4 + BD;
+}
+
+const PARAMS_BYTES = 96;
+
+function packParams(o: ResolvedEngineOptions, iters: number, dispatchX: number, optStride: number): ArrayBuffer {
+  const buf = new ArrayBuffer(PARAMS_BYTES);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  const { B, D, K } = o;
+  const N = o.reduction === 'mean' ? B * K : 1;
+  u.set([B, D, K, B * D, D * K, B * K, o.P, o.total, iters, o.loss === 'cosine' ? 1 : 0, o.history, optStride, B * K + D * K + K + 2, dispatchX, 0, 0]);
+  f.set([o.lr, o.momentum, o.beta1, o.beta2, o.eps, 1 / N, 0, 0], 16);
+  return buf;
+}
+
+/** Per group: y (B×K), G (D×K), g (K), tolAbs, ‖(G, g)‖ — as f32. */
+function packGroups(o: ResolvedEngineOptions): Float32Array<ArrayBuffer> {
+  const { B, D, K } = o;
+  const stride = B * K + D * K + K + 2;
+  const out = new Float32Array(stride * o.groups.length);
+  o.groups.forEach((g, i) => {
+    const at = i * stride;
+    out.set(g.y, at);
+    out.set(g.target.W, at + B * K);
+    out.set(g.target.b, at + B * K + D * K);
+    let tt = 0;
+    for (const v of g.target.W) tt += v * v;
+    for (const v of g.target.b) tt += v * v;
+    out[at + B * K + D * K + K] = o.tolAbs[i];
+    out[at + B * K + D * K + K + 1] = Math.sqrt(tt);
+  });
+  return out;
+}
+
+export function createAttackEngine(device: GPUDevice, opts: EngineOptions): EngineHandle {
+  const o = resolveEngineOptions(opts);
+  const { B, D, K, total } = o;
+  const BD = B * D;
+  const kernel = engineKernel(B, D, K);
+  const label = o.label;
+  const optStride = optimizerStride(o);
+  checkBindingSize(device, 'P', total * optStride * 4);
+  checkBindingSize(device, 'P', total * BD * 4);
+
+  const entry = `main_${o.optimizer}`;
+  let wg: number;
+  let constants: Record<string, number>;
+  let workgroups: number;
+  if (kernel === 'invocation') {
+    wg = INVOCATION_WG;
+    constants = { WG: wg, ...invocationCapacities(B, D, K) };
+    workgroups = Math.ceil(total / wg);
+  } else {
+    // gd/adam stream rows from memory (any number of rows per invocation); lbfgs keeps rows in
+    // private arrays, which bounds rows per invocation.
+    // shared reduction buffer: WG × RC floats, within maxComputeWorkgroupStorageSize (minus the 4 KiB + 32 bytes of other shared arrays);
+    // gd/adam reduce all B·K partial sums in one round (RC = B·K), so their WG shrinks until that fits.
+    const room = Math.floor((device.limits.maxComputeWorkgroupStorageSize - 4352) / 4);
+    if (o.optimizer === 'lbfgs') wg = workgroupSize(B, D, K, device.limits.maxComputeInvocationsPerWorkgroup);
+    else {
+      // no more invocations than rows (small D), and WG·B·K floats must fit in shared memory
+      wg = Math.min(WORKGROUP_WG, Math.max(8, 2 ** Math.ceil(Math.log2(D))));
+      while (wg > 8 && wg * Math.max(2, B * K) > room) wg /= 2;
+    }
+    const rc = o.optimizer === 'lbfgs' ? Math.max(2, Math.min(B * K, Math.floor(room / wg))) : Math.max(2, B * K);
+    if (rc * wg * 4 + 4352 > device.limits.maxComputeWorkgroupStorageSize) {
+      throw new DlgInputError('device', `maxComputeWorkgroupStorageSize ≥ ${rc * wg * 4 + 4352}`, String(device.limits.maxComputeWorkgroupStorageSize));
+    }
+    constants = o.optimizer === 'lbfgs' ? { WG: wg, RC: rc } : { WG: wg, RC: rc, CB: B, CK: K };
+    workgroups = total;
+  }
+  const [dx, dy] = dispatch2d(device, workgroups);
+  const pipeline = pipelineFor(device, kernel, entry, constants);
+  const itersPerDispatch = kernel === 'invocation' ? INVOCATION_ITERS_PER_DISPATCH : WORKGROUP_ITERS_PER_DISPATCH;
+
+  const cache = layoutFor(device);
+  const paramsFull = uniformBuffer(device, `${label}.paramsFull`, PARAMS_BYTES);
+  const paramsRest = uniformBuffer(device, `${label}.paramsRest`, PARAMS_BYTES);
+  const layBuf = storageBuffer(device, `${label}.layer`, (D * K + K) * 4);
+  const grpData = packGroups(o);
+  const grpBuf = storageBuffer(device, `${label}.groups`, grpData.byteLength);
+  const xsBuf = storageBuffer(device, `${label}.x`, total * BD * 4);
+  const bestBuf = storageBuffer(device, `${label}.best`, total * BD * 4);
+  const statBuf = storageBuffer(device, `${label}.status`, total * 16);
+  const optBuf = storageBuffer(device, `${label}.optimizerState`, total * optStride * 4);
+  const lay = new Float32Array(D * K + K);
+  lay.set(o.W, 0);
+  lay.set(o.b, D * K);
+  device.queue.writeBuffer(layBuf, 0, lay);
+  device.queue.writeBuffer(grpBuf, 0, grpData);
+  device.queue.writeBuffer(paramsFull, 0, packParams(o, itersPerDispatch, dx, optStride));
+  const bind = (params: GPUBuffer, which: string): GPUBindGroup =>
+    device.createBindGroup({
+      label: `${label}.${which}BindGroup`,
+      layout: cache.bindGroupLayout,
+      entries: [params, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  const bgFull = bind(paramsFull, 'full');
+  const bgRest = bind(paramsRest, 'rest');
+  const readback = new Readback(device, `${label}.readback`);
+  let hasInputs = false;
+  let destroyed = false;
+  const alive = (): void => {
+    if (destroyed) throw new DlgInputError('engine', 'a live engine', 'one that was destroyed');
+  };
+
+  return {
+    totalRestarts: total,
+    setInputs(x0: ArrayLike<number>): void {
+      alive();
+      checkInputs(o, x0);
+      const x = Float32Array.from(x0);
+      device.queue.writeBuffer(xsBuf, 0, x);
+      device.queue.writeBuffer(bestBuf, 0, x);
+      const st = new ArrayBuffer(total * 16);
+      const f = new Float32Array(st);
+      for (let p = 0; p < total; p++) {
+        f[4 * p] = Infinity; // loss
+        f[4 * p + 1] = Infinity; // bestLoss; status and iterations stay 0
+      }
+      device.queue.writeBuffer(statBuf, 0, st);
+      const enc = device.createCommandEncoder({ label: `${label}.resetEncoder` });
+      enc.clearBuffer(optBuf);
+      device.queue.submit([enc.finish()]);
+      hasInputs = true;
+    },
+    run(iterations: number): void {
+      alive();
+      checkIterations(iterations);
+      if (!hasInputs) throw new DlgInputError('x0', 'setInputs(x0) before run()', 'no inputs');
+      if (iterations === 0) return;
+      const full = Math.floor(iterations / itersPerDispatch);
+      const rest = iterations - full * itersPerDispatch;
+      if (rest > 0) device.queue.writeBuffer(paramsRest, 0, packParams(o, rest, dx, optStride));
+      const enc = device.createCommandEncoder({ label: `${label}.runEncoder` });
+      const pass = enc.beginComputePass({ label: `${label}.runPass` });
+      pass.setPipeline(pipeline);
+      for (let i = 0; i < full; i++) {
+        pass.setBindGroup(0, bgFull);
+        pass.dispatchWorkgroups(dx, dy);
+      }
+      if (rest > 0) {
+        pass.setBindGroup(0, bgRest);
+        pass.dispatchWorkgroups(dx, dy);
+      }
+      pass.end();
+      device.queue.submit([enc.finish()]);
+    },
+    async readStatus(): Promise<EngineStatus> {
+      alive();
+      const [buf] = await readback.read([{ buffer: statBuf, size: total * 16 }]);
+      const f = new Float32Array(buf);
+      const u = new Uint32Array(buf);
+      const out = { loss: new Float32Array(total), bestLoss: new Float32Array(total), status: new Uint32Array(total), iterations: new Uint32Array(total) };
+      for (let p = 0; p < total; p++) {
+        out.loss[p] = f[4 * p];
+        out.bestLoss[p] = f[4 * p + 1];
+        out.status[p] = u[4 * p + 2];
+        out.iterations[p] = u[4 * p + 3];
+      }
+      return out;
+    },
+    async readBest(): Promise<Float32Array> {
+      alive();
+      const [buf] = await readback.read([{ buffer: bestBuf, size: total * BD * 4 }]);
+      return new Float32Array(buf);
+    },
+    destroy(): void {
+      if (destroyed) return;
+      destroyed = true;
+      readback.destroy();
+      for (const b of [paramsFull, paramsRest, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf]) b.destroy();
+    },
+  };
+}

@@ -1,0 +1,289 @@
+import { describe, expect, it } from 'vitest';
+import { type EngineHandle, type EngineOptions, createAttackEngine, createCpuEngine, engineKernel } from '../src/engine.js';
+import { DlgInputError } from '../src/errors.js';
+import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
+import { Rng } from '../src/rng.js';
+import { expectClose, useGpu } from './helpers.js';
+import { withErrorScopes } from '../src/gpu.js';
+
+const gpu = useGpu();
+
+interface Problem {
+  layer: Layer;
+  xTrue: Float64Array;
+  target: ReturnType<typeof victimGradient>;
+}
+
+function problem(B: number, D: number, K: number, seed: number): Problem {
+  const rng = new Rng(seed);
+  const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));
+  const b = Float64Array.from({ length: K }, () => 0.1 * rng.normal());
+  const y = Float64Array.from({ length: B * K }, () => rng.int(2));
+  const xTrue = Float64Array.from({ length: B * D }, () => rng.normal());
+  const layer: Layer = { B, D, K, W, b, y, reduction: 'mean' };
+  return { layer, xTrue, target: victimGradient(layer, xTrue) };
+}
+
+/** P starting points: the truth plus Gaussian noise of size `noise`. */
+function starts(p: Problem, P: number, noise: number, seed: number): Float64Array {
+  const rng = new Rng(seed);
+  const BD = p.layer.B * p.layer.D;
+  const out = new Float64Array(P * BD);
+  for (let r = 0; r < P; r++) for (let i = 0; i < BD; i++) out[r * BD + i] = p.xTrue[i] + noise * rng.normal();
+  return out;
+}
+
+async function runBoth(opts: EngineOptions, x0: ArrayLike<number>, iterations: number) {
+  const device = gpu();
+  return withErrorScopes(device, 'engine test', async () => {
+    const g = createAttackEngine(device, opts);
+    const c = createCpuEngine(opts);
+    try {
+      g.setInputs(x0);
+      c.setInputs(x0);
+      g.run(iterations);
+      c.run(iterations);
+      return { gpu: { ...(await g.readStatus()), best: await g.readBest() }, cpu: { ...(await c.readStatus()), best: await c.readBest() } };
+    } finally {
+      g.destroy();
+      c.destroy();
+    }
+  });
+}
+
+async function runGpu(engine: EngineHandle, x0: ArrayLike<number>, iterations: number) {
+  engine.setInputs(x0);
+  engine.run(iterations);
+  return { ...(await engine.readStatus()), best: await engine.readBest() };
+}
+
+describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
+  // Both engines take the same steps from the same f32-representable starts; the only difference
+  // is f32 rounding (≈1e-7 relative per operation), which these well-conditioned 50-step runs
+  // amplify to well under 1e-3 relative on the loss and 1e-4 absolute on the point.
+  // Shapes are shared between tests where possible: each distinct pipeline is a (slow, cold) LLVM compile on lavapipe.
+  const cases: [string, number, number, number, EngineOptions['optimizer'], number, 'l2' | 'cosine'][] = [
+    ['tiny (2,1,1) gd', 2, 1, 1, 'gd', 1, 'l2'],
+    ['tiny (2,1,1) adam', 2, 1, 1, 'adam', 0.01, 'l2'],
+    ['tiny (4,1,4) adam', 4, 1, 4, 'adam', 0.01, 'l2'],
+    ['tiny (4,1,4) adam cosine', 4, 1, 4, 'adam', 0.01, 'cosine'],
+    ['workgroup (2,40,3) gd', 2, 40, 3, 'gd', 2, 'l2'],
+    ['workgroup (2,40,3) adam', 2, 40, 3, 'adam', 0.005, 'l2'],
+    ['workgroup (2,70,3) adam cosine', 2, 70, 3, 'adam', 0.005, 'cosine'],
+  ];
+  for (const [name, B, D, K, optimizer, lr, loss] of cases) {
+    it(`${name}: same trajectory over 50 iterations`, async () => {
+      const p = problem(B, D, K, 11 + B * 100 + D * 10 + K);
+      const P = 8;
+      const x0 = Float32Array.from(starts(p, P, 0.5, 5));
+      const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50);
+      expect(engineKernel(B, D, K)).toBe(name.startsWith('tiny') ? 'invocation' : 'workgroup');
+      expect(Array.from(r.gpu.iterations)).toEqual(Array.from(r.cpu.iterations));
+      expect(Array.from(r.gpu.status)).toEqual(Array.from(r.cpu.status));
+      expectClose(r.gpu.bestLoss, r.cpu.bestLoss, { abs: 1e-9, rel: 2e-3 }, 'bestLoss');
+      expectClose(r.gpu.loss, r.cpu.loss, { abs: 1e-9, rel: 2e-3 }, 'loss');
+      expectClose(r.gpu.best, r.cpu.best, { abs: 2e-4, rel: 1e-3 }, 'best point');
+      // the runs moved: the best loss is well below the start's
+      const c0 = createCpuEngine({ layer: p.layer, target: p.target, P, optimizer, lr, loss });
+      c0.setInputs(x0);
+      c0.run(1);
+      const s0 = await c0.readStatus();
+      for (let i = 0; i < P; i++) expect(r.cpu.bestLoss[i]).toBeLessThan(s0.loss[i]);
+    });
+  }
+});
+
+describe('attack engine: L-BFGS', () => {
+  for (const [B, D, K] of [
+    [1, 1, 1],
+    [2, 1, 1],
+    [2, 40, 3],
+  ] as const) {
+    it(`converges from near the truth at (${B},${D},${K}) on GPU and CPU, never non-finite`, async () => {
+      const p = problem(B, D, K, 7 + B + D + K);
+      const P = 16;
+      const x0 = Float32Array.from(starts(p, P, 0.05, 3));
+      const tolAbs = 1e-9 * gradientNormSq(p.target);
+      const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer: 'lbfgs', lr: 1, history: 5, tolAbs }, x0, 200);
+      for (const side of [r.gpu, r.cpu]) {
+        for (let i = 0; i < P; i++) {
+          expect(side.status[i], `restart ${i} status`).toBe(1);
+          expect(Number.isFinite(side.loss[i])).toBe(true);
+          expect(side.bestLoss[i]).toBeLessThanOrEqual(Math.fround(tolAbs) * (1 + 1e-6));
+        }
+      }
+      // converged points reproduce the target gradient: near the truth for identifiable B=1
+      if (B === 1) expectClose(r.gpu.best, Array.from({ length: P }, () => Array.from(p.xTrue)).flat(), { abs: 1e-3, rel: 1e-3 }, 'x');
+    });
+  }
+
+  it('line search keeps a huge first step finite', async () => {
+    const p = problem(2, 1, 1, 99);
+    const P = 8;
+    const x0 = Float32Array.from(starts(p, P, 2, 4));
+    const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer: 'lbfgs', lr: 1e6 }, x0, 60);
+    for (const side of [r.gpu, r.cpu]) {
+      for (let i = 0; i < P; i++) {
+        expect(side.status[i]).not.toBe(2);
+        expect(Number.isFinite(side.loss[i]) && Number.isFinite(side.bestLoss[i])).toBe(true);
+        expect(side.iterations[i]).toBe(60);
+      }
+    }
+  });
+});
+
+describe('attack engine: stopping rules', () => {
+  // B=1, D=1, K=2, sum reduction, W=(1,1), y=(0,1): far from 0 one sigmoid saturates with |e|=1,
+  // so L_r grows like x² and plain gradient descent with lr=1.4 diverges geometrically, while
+  // near the truth (curvature ≈ 1.3) the same step is stable.
+  const layer: Layer = { B: 1, D: 1, K: 2, W: [1, 1], b: [0, 0], y: [0, 1], reduction: 'sum' };
+  const target = victimGradient(layer, [0.3]);
+
+  it('a restart that overflows is rolled back to its best point, frozen with status 2; the others go on (invocation kernel)', async () => {
+    const device = gpu();
+    await withErrorScopes(device, 'rollback', async () => {
+      const e = createAttackEngine(device, { layer, target, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 });
+      const r = await runGpu(e, [0.35, 10, 0.25], 400);
+      expect(Array.from(r.status)).toEqual([0, 2, 0]);
+      expect(r.iterations[1]).toBeGreaterThan(5);
+      expect(r.iterations[1]).toBeLessThan(400);
+      expect(Array.from(r.iterations.filter((_, i) => i !== 1))).toEqual([400, 400]);
+      // frozen at its best evaluated point: the start (the loss only grew from there)
+      expect(r.best[1]).toBe(10);
+      expect(r.loss[1]).toBe(r.bestLoss[1]);
+      expect(Number.isFinite(r.bestLoss[1])).toBe(true);
+      expect(r.bestLoss[0]).toBeLessThan(1e-8);
+      expect(r.bestLoss[2]).toBeLessThan(1e-8);
+      // frozen: more iterations change nothing for it
+      e.run(50);
+      const s = await e.readStatus();
+      expect(s.iterations[1]).toBe(r.iterations[1]);
+      expect(s.iterations[0]).toBe(450);
+      expect((await e.readBest())[1]).toBe(10);
+      e.destroy();
+    });
+  });
+
+  it('a non-finite start is frozen at once with status 2 (workgroup kernel)', async () => {
+    const p = problem(2, 40, 3, 5);
+    const P = 3;
+    const x0 = Float32Array.from(starts(p, P, 0.3, 8));
+    x0.fill(1e20, 80, 160); // restart 1: ‖ΔW‖² overflows f32
+    const device = gpu();
+    await withErrorScopes(device, 'rollback wg', async () => {
+      const e = createAttackEngine(device, { layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.01 });
+      const r = await runGpu(e, x0, 30);
+      expect(Array.from(r.status)).toEqual([0, 2, 0]);
+      expect(Array.from(r.iterations)).toEqual([30, 0, 30]);
+      expect(Array.from(r.best.slice(80, 160))).toEqual(Array.from(x0.slice(80, 160)));
+      expect(r.bestLoss[1]).toBe(Infinity);
+      expect(r.bestLoss[0]).toBeLessThan(r.bestLoss[1]);
+      e.destroy();
+    });
+  });
+
+  it('converged restarts stop at tolAbs and stay frozen; per-group tolerances', async () => {
+    const p = problem(1, 1, 1, 21);
+    const q = problem(1, 1, 1, 22);
+    const groups = [
+      { y: p.layer.y, target: p.target },
+      { y: q.layer.y, target: q.target },
+    ];
+    const tolAbs = [1e-8 * gradientNormSq(p.target), -1]; // group 1 can never converge
+    const x0 = Float32Array.from([...starts(p, 4, 0.1, 1), ...starts(q, 4, 0.1, 2)]);
+    const device = gpu();
+    await withErrorScopes(device, 'convergence', async () => {
+      const e = createAttackEngine(device, { layer: p.layer, target: p.target, groups, P: 4, optimizer: 'adam', lr: 0.01, tolAbs });
+      const r = await runGpu(e, x0, 3000);
+      for (let i = 0; i < 4; i++) {
+        expect(r.status[i]).toBe(1);
+        expect(r.loss[i]).toBeLessThanOrEqual(Math.fround(tolAbs[0]));
+        expect(r.iterations[i]).toBeLessThan(3000);
+        expect(r.status[4 + i]).toBe(0);
+        expect(r.iterations[4 + i]).toBe(3000);
+      }
+      e.run(100);
+      const s = await e.readStatus();
+      expect(Array.from(s.iterations.slice(0, 4))).toEqual(Array.from(r.iterations.slice(0, 4)));
+      e.destroy();
+    });
+  });
+});
+
+describe('attack engine: groups', () => {
+  for (const [B, D, K] of [
+    [2, 1, 1],
+    [2, 40, 3],
+  ] as const) {
+    it(`groups give the same bytes as separate engines (${B},${D},${K})`, async () => {
+      const base = problem(B, D, K, 31);
+      const other = problem(B, D, K, 32);
+      const layerB = { ...base.layer, y: other.layer.y };
+      const targetB = victimGradient(layerB, other.xTrue);
+      const P = 5;
+      const xa = Float32Array.from(starts(base, P, 0.4, 1));
+      const xb = Float32Array.from(starts(other, P, 0.4, 2));
+      const device = gpu();
+      await withErrorScopes(device, 'groups', async () => {
+        const common = { P, optimizer: 'adam' as const, lr: 0.01, tolAbs: [1e-12, 1e-11] };
+        const both = createAttackEngine(device, {
+          ...common, layer: base.layer, target: base.target,
+          groups: [{ y: base.layer.y, target: base.target }, { y: layerB.y, target: targetB }],
+        });
+        const a = createAttackEngine(device, { ...common, tolAbs: 1e-12, layer: base.layer, target: base.target });
+        const b = createAttackEngine(device, { ...common, tolAbs: 1e-11, layer: layerB, target: targetB });
+        const rAll = await runGpu(both, Float32Array.from([...xa, ...xb]), 40);
+        const rA = await runGpu(a, xa, 40);
+        const rB = await runGpu(b, xb, 40);
+        expect(both.totalRestarts).toBe(2 * P);
+        expect(Array.from(rAll.best)).toEqual([...rA.best, ...rB.best]);
+        expect(Array.from(rAll.bestLoss)).toEqual([...rA.bestLoss, ...rB.bestLoss]);
+        expect(Array.from(rAll.iterations)).toEqual([...rA.iterations, ...rB.iterations]);
+        for (const e of [both, a, b]) e.destroy();
+      });
+    });
+  }
+});
+
+describe('attack engine: bad options', () => {
+  const p = problem(2, 1, 1, 1);
+  const ok: EngineOptions = { layer: p.layer, target: p.target, P: 4, optimizer: 'adam', lr: 0.1 };
+  const bad: [string, Partial<EngineOptions>][] = [
+    ['P', { P: 0 }],
+    ['P', { P: -3 }],
+    ['P', { P: 2.5 }],
+    ['optimizer', { optimizer: 'sgd' as never }],
+    ['lr', { lr: 0 }],
+    ['lr', { lr: -1 }],
+    ['lr', { lr: NaN }],
+    ['lr', { lr: Infinity }],
+    ['history', { history: 100 }],
+    ['loss', { loss: 'l1' as never }],
+    ['tolAbs', { tolAbs: [1, 2] }],
+    ['target.W', { target: { W: new Float64Array(3), b: new Float64Array(1) } }],
+  ];
+  for (const [field, patch] of bad) {
+    it(`${field} = ${JSON.stringify(Object.values(patch)[0]) ?? String(Object.values(patch)[0])} is a DlgInputError naming ${field}`, () => {
+      for (const make of [() => createCpuEngine({ ...ok, ...patch }), () => createAttackEngine(gpu(), { ...ok, ...patch })]) {
+        let err: unknown;
+        try {
+          make().destroy();
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(DlgInputError);
+        expect((err as DlgInputError).field).toBe(field);
+      }
+    });
+  }
+  it('x0 of the wrong length, or non-finite, and run() before setInputs are rejected', () => {
+    for (const e of [createCpuEngine(ok), createAttackEngine(gpu(), ok)]) {
+      expect(() => e.run(1)).toThrow(DlgInputError);
+      expect(() => e.setInputs(new Float32Array(7))).toThrow(/x0/);
+      expect(() => e.setInputs(new Float32Array(8).fill(NaN))).toThrow(/x0\[0\]/);
+      e.setInputs(new Float32Array(8));
+      expect(() => e.run(-1)).toThrow(/iterations/);
+      e.destroy();
+    }
+  });
+});
