@@ -1,0 +1,165 @@
+/**
+ * Label inference from the shared bias gradient (sigmoid BCE, hard labels; math.md):
+ * e_nk ∈ (−1/N, 0) when y_nk = 1 and ∈ (0, 1/N) when y_nk = 0, so with v = N·g_k the number of
+ * ones in column k satisfies c₁ ∈ (−v, B − v) ∩ ℤ. At B = 1 this is exact (y_k = 1 ⇔ g_k < 0).
+ * For B > 1 the counts may be ambiguous, and the row order never matters to the attack, so the
+ * candidate labellings are the multisets of B label rows whose column counts are candidates.
+ * Browser-safe.
+ */
+import { DlgInputError } from './errors.js';
+import { type Reduction, normaliser } from './model.js';
+
+/** Slack on the open interval for rounding in the shared gradient (it may come from f32 PyTorch). */
+const COUNT_SLACK = 1e-6;
+
+/** How much enumeration work is allowed before declaring the labellings too many to list. */
+const ENUMERATION_BUDGET = 2_000_000;
+
+export interface ColumnInference {
+  column: number;
+  /** v = N·g_k: minus the sum of the column's residuals in units of 1/N. */
+  v: number;
+  /** Possible numbers of ones in this column, ascending. */
+  candidates: number[];
+  determined: boolean;
+}
+
+export interface LabelInference {
+  B: number;
+  K: number;
+  /** True at B = 1, where the sign of ∇b gives the labels exactly. */
+  exact: boolean;
+  columns: ColumnInference[];
+  /** Every column's count is determined (at B = 1 this means the labels are). */
+  countsDetermined: boolean;
+  /**
+   * Candidate labellings up to row order (each B×K, flat row-major, rows sorted descending by
+   * their bit pattern), or empty when there are more than `maxLabelings`.
+   */
+  labelings: Float64Array[];
+  /** Number of candidate labellings when known (≤ maxLabelings), else null. */
+  count: number | null;
+  /** True when the candidates exceed maxLabelings (or the enumeration budget): nothing is attacked. */
+  tooMany: boolean;
+  maxLabelings: number;
+  /** One line for people. */
+  summary: string;
+}
+
+/** Candidate counts of ones per column from ∇b. */
+export function inferColumnCounts(gb: ArrayLike<number>, B: number, K: number, reduction: Reduction): ColumnInference[] {
+  if (gb.length !== K) throw new DlgInputError('gradient.bias', `length ${K}`, `length ${gb.length}`);
+  const N = normaliser(B, K, reduction);
+  const cols: ColumnInference[] = [];
+  for (let k = 0; k < K; k++) {
+    const g = gb[k];
+    if (!Number.isFinite(g)) throw new DlgInputError(`gradient.bias[${k}]`, 'a finite number', String(g));
+    const v = N * g;
+    const slack = COUNT_SLACK * Math.max(1, Math.abs(v));
+    const candidates: number[] = [];
+    for (let c = 0; c <= B; c++) if (c > -v - slack && c < B - v + slack) candidates.push(c);
+    if (candidates.length === 0) {
+      throw new DlgInputError(
+        `gradient.bias[${k}]`,
+        `a value with |N·g| < B for a sigmoid-BCE layer with hard labels (N = ${N})`,
+        `N·g = ${v}`,
+      );
+    }
+    cols.push({ column: k, v, candidates, determined: candidates.length === 1 });
+  }
+  return cols;
+}
+
+/** Labels at B = 1: y_k = 1 exactly when g_k < 0. */
+export function inferSingleLabels(gb: ArrayLike<number>): Float64Array {
+  return Float64Array.from(gb, (g) => (g < 0 ? 1 : 0));
+}
+
+/**
+ * Enumerates multisets of B rows (K-bit patterns) whose column counts lie in the candidate
+ * sets, stopping once more than `max` are found or the work budget is spent.
+ */
+function enumerate(cols: ColumnInference[], B: number, K: number, max: number): { list: number[][]; overflow: boolean } {
+  const lo = cols.map((c) => c.candidates[0]);
+  const hi = cols.map((c) => c.candidates[c.candidates.length - 1]);
+  const allowed = cols.map((c) => new Set(c.candidates));
+  const codes = 2 ** K;
+  if (K > 30) return { list: [], overflow: true };
+  const list: number[][] = [];
+  const rows: number[] = [];
+  const sums = new Int32Array(K);
+  let work = 0;
+  let overflow = false;
+  // Rows in non-increasing code order, so each multiset is produced once.
+  const rec = (maxCode: number): void => {
+    if (overflow) return;
+    const r = rows.length;
+    if (r === B) {
+      for (let k = 0; k < K; k++) if (!allowed[k].has(sums[k])) return;
+      list.push([...rows]);
+      if (list.length > max) overflow = true;
+      return;
+    }
+    const left = B - r - 1; // rows still to choose after this one
+    for (let code = maxCode; code >= 0; code--) {
+      work += K;
+      if (work > ENUMERATION_BUDGET) {
+        overflow = true;
+        return;
+      }
+      let ok = true;
+      for (let k = 0; k < K && ok; k++) {
+        const s = sums[k] + ((code >> k) & 1);
+        if (s > hi[k] || s + left < lo[k]) ok = false;
+      }
+      if (!ok) continue;
+      for (let k = 0; k < K; k++) sums[k] += (code >> k) & 1;
+      rows.push(code);
+      rec(code);
+      rows.pop();
+      for (let k = 0; k < K; k++) sums[k] -= (code >> k) & 1;
+      if (overflow) return;
+    }
+  };
+  rec(codes - 1);
+  return { list, overflow };
+}
+
+/** Full inference: per-column counts and, when few enough, the candidate labellings. */
+export function inferLabels(gb: ArrayLike<number>, B: number, K: number, reduction: Reduction, maxLabelings = 16): LabelInference {
+  const columns = inferColumnCounts(gb, B, K, reduction);
+  const countsDetermined = columns.every((c) => c.determined);
+  const base = { B, K, exact: B === 1, columns, countsDetermined, maxLabelings };
+  if (B === 1) {
+    const y = inferSingleLabels(gb);
+    return { ...base, labelings: [y], count: 1, tooMany: false, summary: 'B = 1: the sign of ∇b gives every label exactly' };
+  }
+  const { list, overflow } = enumerate(columns, B, K, maxLabelings);
+  const ambiguous = columns.filter((c) => !c.determined).map((c) => c.column);
+  const counts = `${K - ambiguous.length} of ${K} column counts determined by ∇b` + (ambiguous.length ? ` (ambiguous: columns ${ambiguous.join(', ')})` : '');
+  if (overflow) {
+    return {
+      ...base,
+      labelings: [],
+      count: null,
+      tooMany: true,
+      summary: `${counts}; more than ${maxLabelings} candidate labellings (up to row order): too many to attack each`,
+    };
+  }
+  const labelings = list.map((codes) => {
+    const y = new Float64Array(B * K);
+    codes.forEach((code, n) => {
+      for (let k = 0; k < K; k++) y[n * K + k] = (code >> k) & 1;
+    });
+    return y;
+  });
+  const which = list.length === 1 ? 'the labels are determined up to row order' : `${list.length} candidate labellings (up to row order) remain`;
+  return { ...base, labelings, count: list.length, tooMany: false, summary: `${counts}; ${which}` };
+}
+
+/** True when two B×K labellings are equal up to a permutation of rows. */
+export function sameLabelingUpToOrder(a: ArrayLike<number>, b: ArrayLike<number>, B: number, K: number): boolean {
+  const key = (y: ArrayLike<number>) =>
+    Array.from({ length: B }, (_, n) => Array.from({ length: K }, (_, k) => y[n * K + k]).join(',')).sort().join(';');
+  return key(a) === key(b);
+}
