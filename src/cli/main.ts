@@ -3,6 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE } from './common.js';
 import { registerSimulate } from './simulate.js';
 import { registerEval } from './eval.js';
+import { registerDiagnose } from './diagnose.js';
+import { registerStudy } from './study.js';
+import { registerAttack } from './attack.js';
+import { registerSurface } from './surface.js';
+import { registerDemo } from './demo.js';
 
 const program = new Command();
 program
@@ -13,6 +18,11 @@ program
 
 registerSimulate(program);
 registerEval(program);
+registerDiagnose(program);
+registerStudy(program);
+registerAttack(program);
+registerSurface(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,184 @@
+/**
+ * `dlg demo` (what `npm start` runs): the seed study end to end on the embedded default —
+ * B ∈ {1, 2}, D = 1, K = 1. Attacks, diagnostics, the B=2 loss surface with the attack's path,
+ * the convergence plot, and a summary table, written to out/.
+ */
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { attack, type AttackResult } from '../attack.js';
+import { basinCensus, type Census } from '../census.js';
+import { simulateScenario } from '../datasets.js';
+import { type Diagnosis, diagnose } from '../diagnose.js';
+import { ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
+import { gradientNormSq } from '../model.js';
+import { coordinatePlane, projectOntoPlane } from '../plane.js';
+import { writeSurfacePng } from '../render.js';
+import type { Scenario } from '../scenario.js';
+import { study } from '../study.js';
+import { createSurface } from '../surface.js';
+import { action, intArg, openDevice, printJson } from './common.js';
+
+interface DemoFlags {
+  out: string;
+  seed: number;
+  res: number;
+  restarts: number;
+  adapter?: string;
+  json?: boolean;
+}
+
+interface DemoRow {
+  B: number;
+  D: number;
+  K: number;
+  rank: number;
+  solutionDim: number;
+  conditionNumber: number;
+  smallestEigenvalue: number;
+  restarts: number;
+  successFraction: number | null;
+  converged: number;
+  stalled: number;
+  nonFinite: number;
+  iterations: number;
+  wallTimeMs: number;
+  relativeError: number | null;
+}
+
+const fmt = (v: number | null, digits = 3) => (v === null ? '—' : Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(2) : v.toFixed(digits));
+
+function row(s: Scenario, d: Diagnosis, r: AttackResult): DemoRow {
+  return {
+    B: s.B,
+    D: s.D,
+    K: s.K,
+    rank: d.jacobian.rank,
+    solutionDim: d.solutionDim,
+    conditionNumber: d.hessian.conditionNumber,
+    smallestEigenvalue: d.hessian.smallestNonZero,
+    restarts: r.restarts.count,
+    successFraction: r.restarts.successFraction ?? null,
+    converged: r.restarts.counts.converged,
+    stalled: r.restarts.counts.stalled,
+    nonFinite: r.restarts.counts.nonFinite,
+    iterations: r.iterations,
+    wallTimeMs: r.wallTimeMs,
+    relativeError: r.metrics?.relativeError ?? null,
+  };
+}
+
+function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files: string[], totalMs: number): string {
+  const lines = [
+    '# dlg-webgpu demo: batch 1 vs batch 2 (D = 1, K = 1)',
+    '',
+    `Adapter: ${adapter}. Total time ${(totalMs / 1000).toFixed(1)} s.`,
+    '',
+    '| B | rank J | solution dim | κ (Hessian at truth) | λ_min ≠ 0 | restarts | success fraction | converged / stalled / non-finite | iterations | time (ms) | rel. error of best |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map(
+      (r) =>
+        `| ${r.B} | ${r.rank} | ${r.solutionDim} | ${fmt(r.conditionNumber, 1)} | ${fmt(r.smallestEigenvalue)} | ${r.restarts} | ${fmt(r.successFraction)} | ${r.converged} / ${r.stalled} / ${r.nonFinite} | ${r.iterations} | ${r.wallTimeMs.toFixed(0)} | ${fmt(r.relativeError)} |`,
+    ),
+    '',
+    '## B = 2 loss surface (coordinates x₀ and x₁)',
+    '',
+    `Local minima in the slice: ${census.count}; near-exact solutions (L_r ≤ ${census.zeroTol}·‖∇‖²): ${census.nearZero}.`,
+    `Flatness: ${(100 * census.flatFraction).toFixed(2)}% of the plane has L_r within ${census.flatFactor}× of its minimum.`,
+    '',
+    '## Why',
+    '',
+    'At B = 1 the shared gradient pins x down exactly (x = ∇W/∇b), the Hessian of L_r at the truth is well',
+    'conditioned and every restart converges in a few dozen steps. At B = 2 the same 2 equations (∇W, ∇b) must',
+    'determine 2 unknowns through a product of sigmoids: the Hessian 2JᵀJ has a tiny smallest eigenvalue (large κ),',
+    'so L_r is nearly flat along one direction, descent crawls along that valley, and the row swap gives a second',
+    'exact solution. Iterations grow roughly like κ·log(1/ε).',
+    '',
+    '## Files',
+    '',
+    ...files.map((f) => `- ${f}`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export async function runDemo(f: DemoFlags): Promise<void> {
+  const t0 = performance.now();
+  ensureDir(f.out);
+  const log = (m: string) => process.stderr.write(`demo: ${m}\n`);
+  const dlg = await openDevice({ adapter: f.adapter });
+  const files: string[] = [];
+  try {
+    const device = dlg.device;
+    log(`adapter ${dlg.adapterName}`);
+    const rows: DemoRow[] = [];
+    let b2: { s: Scenario; r: AttackResult } | undefined;
+    for (const B of [1, 2]) {
+      const s = simulateScenario({ dataset: 'gaussian', B, D: 1, K: 1, seed: f.seed });
+      const scenarioPath = join(f.out, `scenario_b${B}.json`);
+      writeScenarioFile(scenarioPath, s);
+      files.push(scenarioPath);
+      const d = diagnose(s);
+      const r = await attack(device, s, { restarts: f.restarts, iterations: 5000, seed: f.seed, trajectory: 25 }, dlg.adapterName);
+      const resultPath = join(f.out, `attack_b${B}.json`);
+      writeJsonAtomic(resultPath, r);
+      files.push(resultPath);
+      rows.push(row(s, d, r));
+      log(`B=${B}: success ${fmt(r.restarts.successFraction ?? null)}, ${r.iterations} iterations, ${r.wallTimeMs.toFixed(0)} ms, κ=${fmt(d.hessian.conditionNumber, 1)}`);
+      if (B === 2) b2 = { s, r };
+    }
+
+    // The seed's picture: L_r over (x₀, x₁) for B = 2, truth and swap marked, the attack's path drawn.
+    const { s, r } = b2!;
+    const plane = coordinatePlane(s, { a: [0, 0], b: [1, 0] });
+    const handle = createSurface(device, s, plane, f.res, { label: 'demo.surface' });
+    let field: Float32Array | null;
+    try {
+      field = await handle.render();
+    } finally {
+      handle.destroy();
+    }
+    if (!field) throw new Error('surface: no field returned');
+    const scale = gradientNormSq(s.gradient);
+    const census = basinCensus(field, f.res, { alpha: plane.alpha, beta: plane.beta, scale });
+    const trajectory = (r.trajectory?.points ?? []).map((p) => {
+      const m = projectOntoPlane(plane, p.flat());
+      return { alpha: m.alpha, beta: m.beta };
+    });
+    const surfacePath = join(f.out, 'surface_b2.png');
+    await writeSurfacePng(surfacePath, field, f.res, plane, { title: 'L_r, B = 2, D = 1, K = 1 (x₀ vs x₁)', trajectory });
+    files.push(surfacePath);
+    log(`surface ${f.res}² written; ${census.nearZero} near-exact minima, flat fraction ${fmt(census.flatFraction)}`);
+
+    // Convergence: best L_r per iteration across seeded scenarios, B ∈ {1, 2}, adam and gd.
+    const studyDir = join(f.out, 'study');
+    const st = await study(
+      device,
+      { batch: [1, 2], features: [1], outputs: [1], optimizer: ['adam', 'gd'], scenarios: 16, restarts: 256, iterations: 3000, seed: f.seed },
+      { out: studyDir, backend: dlg.adapterName },
+    );
+    files.push(...st.files);
+    log(`convergence study: ${st.results.length} configurations in ${(st.wallTimeMs / 1000).toFixed(1)} s`);
+
+    const totalMs = performance.now() - t0;
+    const md = summaryMarkdown(dlg.adapterName, rows, census, files, totalMs);
+    const summaryPath = join(f.out, 'summary.md');
+    writeFileAtomic(summaryPath, md);
+    if (f.json) printJson({ adapter: dlg.adapterName, rows, census, study: st.results.map((c) => ({ key: c.key, successRate: c.successRate })), files: [...files, summaryPath], wallTimeMs: totalMs });
+    else process.stdout.write(md);
+  } finally {
+    dlg.destroy();
+  }
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('Reproduce the seed study (B ∈ {1,2}, D = 1, K = 1): attacks, diagnostics, loss surface, convergence plot, summary in out/')
+    .option('--out <dir>', 'output folder', 'out')
+    .option('--seed <n>', 'scenario seed', intArg(0, 2 ** 32 - 1), 1)
+    .option('--res <n>', 'loss-surface resolution', intArg(16, 16384), 2048)
+    .option('--restarts <n>', 'attack restarts per batch size', intArg(1, 1 << 20), 1024)
+    .option('--adapter <name>', 'WebGPU adapter name (or env DLG_ADAPTER)')
+    .option('--json', 'print a JSON summary to stdout')
+    .action(action(async (f: DemoFlags) => runDemo(f)));
+}
