@@ -1,7 +1,7 @@
 /**
  * bench/surface: loss-surface grid points per second, GPU (projected kernel) against the f64
  * CPU path in the same run, plus end-to-end `dlg surface` at 4096² to PNG.
- * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--skip-e2e]
+ * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|general] [--skip-e2e]
  * Prints JSON lines. Targets (issue 4, 2-core lavapipe): (2,1,1) 4096² ≥ 3e8 points/s,
  * (2,64,10) 2048² ≥ 3e7, (8,784,10) 1024² ≥ 1e7; e2e 4096² PNG < 5 s.
  */
@@ -13,11 +13,12 @@ import { benchArgs, benchDevice, emit, machine, timeGpu, timeWall } from './comm
 import { coordinatePlane, randomPlane } from '../src/plane.js';
 import { Rng } from '../src/rng.js';
 import { type Scenario, makeScenario, scenarioToJson } from '../src/scenario.js';
-import { createSurface, surfaceCpuAt } from '../src/surface.js';
+import { type SurfaceKernel, createSurface, surfaceCpuAt } from '../src/surface.js';
 
 const args = benchArgs();
 const quick = Boolean(args.quick);
 const wg = typeof args.wg === 'number' ? args.wg : undefined;
+const kernelOpt = typeof args.kernel === 'string' ? (args.kernel as SurfaceKernel) : undefined;
 
 function scenario(B: number, D: number, K: number, seed = 1): Scenario {
   const rng = new Rng(seed);
@@ -45,7 +46,7 @@ try {
       { kind: 'coords', plane: coordinatePlane(s, { a: [0, 0], b: [1, 0] }) }, // r ≤ B + 2
     ];
     for (const { kind, plane } of planes) {
-      const h = createSurface(device, s, plane, res, { label: 'bench.surface', workgroupSize: wg });
+      const h = createSurface(device, s, plane, res, { label: 'bench.surface', workgroupSize: wg, kernel: kernelOpt });
       const points = res * res;
       // Kernel only (all tiles, no readback).
       const kernel = await timeGpu(
@@ -73,6 +74,7 @@ try {
         K: c.K,
         plane: kind,
         rank: h.rank,
+        kernel: h.kernel,
         res,
         points,
         kernelMs: kernel.medianMs,

@@ -67,12 +67,30 @@ export function colormapLut(name: Colormap): Uint8Array {
 export function valueRange(field: ArrayLike<number>, scale: 'log' | 'linear'): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
-  for (let p = 0; p < field.length; p++) {
+  if (scale === 'log' && field instanceof Float32Array) {
+    // Positive finite float32s order like their bit patterns (0 < bits < 0x7f800000): one integer pass.
+    const bits = new Uint32Array(field.buffer, field.byteOffset, field.length);
+    let bl = 0x7f800000;
+    let bh = 0;
+    for (let p = 0; p < bits.length; p++) {
+      const b = bits[p];
+      if (b === 0 || b >= 0x7f800000) continue; // zero, ±Inf, NaN, negatives (sign bit set)
+      if (b < bl) bl = b;
+      if (b > bh) bh = b;
+    }
+    if (bh > 0) {
+      const f = new Float32Array(new Uint32Array([bl, bh]).buffer);
+      lo = f[0];
+      hi = f[1];
+    }
+  } else {
+    for (let p = 0; p < field.length; p++) {
     const v = field[p];
     if (!Number.isFinite(v)) continue;
     if (scale === 'log' && !(v > 0)) continue;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
+    }
   }
   if (!(lo <= hi)) return scale === 'log' ? [-1, 0] : [0, 1];
   if (scale === 'log') {

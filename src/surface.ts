@@ -7,6 +7,7 @@
  */
 import projectedSrc from '../shaders/surface.wgsl';
 import directSrc from '../shaders/surface_direct.wgsl';
+import smallSrc from '../shaders/surface_small.wgsl';
 import { DlgInputError, describe } from './errors.js';
 import { Readback, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
 import { matchL2, normaliser } from './model.js';
@@ -22,6 +23,12 @@ const WG_X = 64;
 const MAX_TILE_BYTES = 128 * 1024 * 1024;
 
 export type SurfacePath = 'projected' | 'direct';
+/**
+ * Projected kernel: 'b2' (shaders/surface_small.wgsl: B ≤ 2, straight-line, constants in a
+ * uniform buffer, 16 points per invocation) or 'general' (shaders/surface.wgsl, any B ≤ 64).
+ * 'auto' (default) picks 'b2' whenever it applies (B ≤ 2 and K·(2 + r) ≤ SMALL_MAX_C).
+ */
+export type SurfaceKernel = 'auto' | 'b2' | 'general';
 
 export interface SurfaceOptions {
   /** Default 'projected' (falls back to 'direct' only when asked). */
@@ -30,6 +37,15 @@ export interface SurfaceOptions {
   tileRows?: number;
   /** WG_X override (default 64). */
   workgroupSize?: number;
+  /** Projected-path kernel (default 'auto'). */
+  kernel?: SurfaceKernel;
+  /** General projected kernel: read constants from a uniform copy when they fit 64 KiB (default true). */
+  uniformConsts?: boolean;
+  /**
+   * Small kernel: one exp per sample for 16 grid points, e^{−t} advanced geometrically along α
+   * (default true; used only where the grid step keeps every factor within e^{±60}).
+   */
+  geometric?: boolean;
   label?: string;
 }
 
@@ -42,6 +58,10 @@ export interface SurfaceTile {
 export interface SurfaceHandle {
   readonly resolution: number;
   readonly path: SurfacePath;
+  /** The projected entry point used ('general' or 'b2'); null on the direct path. */
+  readonly kernel: Exclude<SurfaceKernel, 'auto'> | null;
+  /** Whether the small kernel shares exps geometrically along α (see shaders/surface_small.wgsl). */
+  readonly geometric: boolean;
   readonly tileRows: number;
   readonly tiles: number;
   /** Rank of the basis Q (projected path). */
@@ -193,16 +213,126 @@ export function surfacePrecompute(s: Scenario, plane: Plane): SurfacePrecompute 
   };
 }
 
-/** Per-row data for rows [rowStart, rowStart + rows): zrow = z0 + β·zv, arow = ac + β·av (f64, then f32). */
-function fillRowData(pre: SurfacePrecompute, plane: Plane, res: number, rowStart: number, rows: number, out: Float32Array): void {
-  const BK = pre.B * pre.K;
-  const rB = pre.r * pre.B;
-  const stride = BK + rB;
+/**
+ * The projected kernels' layout: samples padded to Bk ≥ B with zero rows (p = q = 0 ⇒ e = 0, and
+ * zero coordinates), z sign-folded per (n, k) so that e = p·σ(t) + q (see shaders/surface.wgsl).
+ */
+interface KernelLayout {
+  Bk: number;
+  /** ±1 per (n, k) in the padded B_k×K layout. */
+  sign: Float64Array;
+  /** zu, ac, av, z0, zv in the padded layout (trow = sign·(z0 + β·zv) per row). */
+  zu: Float64Array;
+  z0: Float64Array;
+  zv: Float64Array;
+  ac: Float64Array;
+  av: Float64Array;
+  /** tu (Bk·K) | p (Bk·K) | q (Bk·K) | au (r·Bk) | g (K) | H (r·K). */
+  consts: Float32Array<ArrayBuffer>;
+  stride: number;
+}
+
+function kernelLayout(pre: SurfacePrecompute, scenario: Scenario, Bk: number, invN: number): KernelLayout {
+  const { B, K, r } = pre;
+  const BkK = Bk * K;
+  const rB = r * Bk;
+  const sign = new Float64Array(BkK).fill(1);
+  const zu = new Float64Array(BkK);
+  const z0 = new Float64Array(BkK);
+  const zv = new Float64Array(BkK);
+  const ac = new Float64Array(rB);
+  const av = new Float64Array(rB);
+  const consts = new Float32Array(3 * BkK + rB + K + r * K);
+  for (let n = 0; n < B; n++) {
+    for (let k = 0; k < K; k++) {
+      const q = n * K + k;
+      const y = scenario.y[q];
+      // σ(z) − y, or (1 − y) − σ(−z) for y > ½ (no digits lost at y = 1).
+      const sg = y > 0.5 ? -1 : 1;
+      sign[q] = sg;
+      z0[q] = pre.z0[q];
+      zu[q] = pre.zu[q];
+      zv[q] = pre.zv[q];
+      consts[q] = sg * pre.zu[q];
+      consts[BkK + q] = sg * invN;
+      consts[2 * BkK + q] = (y > 0.5 ? 1 - y : -y) * invN;
+    }
+  }
+  for (let j = 0; j < r; j++) {
+    for (let n = 0; n < B; n++) {
+      ac[j * Bk + n] = pre.ac[j * B + n];
+      av[j * Bk + n] = pre.av[j * B + n];
+      consts[3 * BkK + j * Bk + n] = pre.au[j * B + n];
+    }
+  }
+  consts.set(scenario.gradient.b, 3 * BkK + rB);
+  consts.set(pre.H, 3 * BkK + rB + K);
+  return { Bk, sign, zu, z0, zv, ac, av, consts, stride: BkK + rB };
+}
+
+/**
+ * The general kernel's uniform copy (one vec4 per load): [k·B + n] = (tu, p, q, 0),
+ * [B·K + k·(1 + r)] = (−g_k, …), [B·K + k·(1 + r) + 1 + j] = (−H_jk, …), [B·K + K·(1 + r) + j·B + n] = (au_jn, …).
+ * Null when it does not fit MAX_C vec4s.
+ */
+function generalUniform(lay: KernelLayout, K: number, r: number): Float32Array<ArrayBuffer> | null {
+  const B = lay.Bk;
+  const BK = B * K;
+  if (BK + K * (1 + r) + r * B > SMALL_MAX_C) return null;
+  const c = lay.consts;
+  const oG = 3 * BK + r * B;
+  const out = new Float32Array(SMALL_MAX_C * 4);
+  for (let k = 0; k < K; k++) {
+    for (let n = 0; n < B; n++) out.set([c[n * K + k], c[BK + n * K + k], c[2 * BK + n * K + k]], 4 * (k * B + n));
+    out[4 * (BK + k * (1 + r))] = -c[oG + k];
+    for (let j = 0; j < r; j++) out[4 * (BK + k * (1 + r) + 1 + j)] = -c[oG + K + j * K + k];
+  }
+  for (let j = 0; j < r; j++) for (let n = 0; n < B; n++) out[4 * (BK + K * (1 + r) + j * B + n)] = c[3 * BK + j * B + n];
+  return out;
+}
+
+/** Mirrors MAX_C in shaders/surface_small.wgsl: vec4s in its 64 KiB uniform block. */
+export const SMALL_MAX_C = 4096;
+
+/**
+ * The small kernel's uniform block (B_k = 2), per k at k·(2 + r): (tu_0k, tu_1k, p_0k, p_1k),
+ * (q_0k, q_1k, −g_k, 0), then (au_j0, au_j1, −H_jk, 0) for j < r.
+ */
+function smallConsts(lay: KernelLayout, K: number, r: number, step: number | null): Float32Array<ArrayBuffer> {
+  const c = lay.consts;
+  const BkK = 2 * K;
+  const oAU = 3 * BkK;
+  const oG = oAU + 2 * r;
+  const oH = oG + K;
+  const out = new Float32Array(SMALL_MAX_C * 4);
+  for (let k = 0; k < K; k++) {
+    const o = 4 * k * (5 + r);
+    out.set([c[k], c[K + k], c[BkK + k], c[BkK + K + k], c[2 * BkK + k], c[2 * BkK + K + k], -c[oG + k], 0], o);
+    if (step !== null) {
+      // ρ = e^{−tu·h} from the f64 tu (sign·zu), so the powers carry no f32 error from tu.
+      const rho = [0, 1].map((n) => Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step));
+      for (let m = 0; m < 4; m++) {
+        out[o + 8 + m] = rho[0] ** m;
+        out[o + 12 + m] = rho[1] ** m;
+      }
+      out[o + 16] = rho[0] ** 4;
+      out[o + 17] = rho[1] ** 4;
+    }
+    for (let j = 0; j < r; j++) out.set([c[oAU + 2 * j], c[oAU + 2 * j + 1], -c[oH + j * K + k], 0], o + 20 + 4 * j);
+  }
+  return out;
+}
+
+/** Per-row data for rows [rowStart, rowStart + rows): trow = sign·(z0 + β·zv), arow = ac + β·av (f64, then f32). */
+function fillRowData(lay: KernelLayout, plane: Plane, res: number, rowStart: number, rows: number, out: Float32Array): void {
+  const BK = lay.z0.length;
+  const rB = lay.ac.length;
+  const stride = lay.stride;
   for (let jl = 0; jl < rows; jl++) {
     const beta = gridCoord(plane.beta[0], plane.beta[1], res, rowStart + jl);
     const o = jl * stride;
-    for (let q = 0; q < BK; q++) out[o + q] = pre.z0[q] + beta * pre.zv[q];
-    for (let q = 0; q < rB; q++) out[o + BK + q] = pre.ac[q] + beta * pre.av[q];
+    for (let q = 0; q < BK; q++) out[o + q] = lay.sign[q] * (lay.z0[q] + beta * lay.zv[q]);
+    for (let q = 0; q < rB; q++) out[o + BK + q] = lay.ac[q] + beta * lay.av[q];
   }
 }
 
@@ -221,6 +351,9 @@ interface Pipelines {
   direct: Map<number, GPUComputePipeline>;
   projectedModule: GPUShaderModule;
   directModule: GPUShaderModule;
+  smallLayout: GPUBindGroupLayout;
+  small: Map<number, GPUComputePipeline>;
+  smallModule: GPUShaderModule;
 }
 
 function layoutOf(device: GPUDevice, label: string, storageRead: number): GPUBindGroupLayout {
@@ -231,9 +364,33 @@ function layoutOf(device: GPUDevice, label: string, storageRead: number): GPUBin
 }
 
 const pipelines = perDevice((device): Pipelines => {
-  const projectedLayout = layoutOf(device, 'surface.projectedLayout', 3);
+  const C = GPUShaderStage.COMPUTE;
+  const projectedLayout = device.createBindGroupLayout({
+    label: 'surface.projectedLayout',
+    entries: [
+      { binding: 0, visibility: C, buffer: { type: 'uniform' } },
+      { binding: 1, visibility: C, buffer: { type: 'read-only-storage' } },
+      { binding: 2, visibility: C, buffer: { type: 'read-only-storage' } },
+      { binding: 3, visibility: C, buffer: { type: 'read-only-storage' } },
+      { binding: 4, visibility: C, buffer: { type: 'storage' } },
+      { binding: 5, visibility: C, buffer: { type: 'uniform' } },
+    ],
+  });
   const directLayout = layoutOf(device, 'surface.directLayout', 4);
+  const smallLayout = device.createBindGroupLayout({
+    label: 'surface.smallLayout',
+    entries: [
+      { binding: 0, visibility: C, buffer: { type: 'uniform' } },
+      { binding: 1, visibility: C, buffer: { type: 'read-only-storage' } },
+      { binding: 2, visibility: C, buffer: { type: 'read-only-storage' } },
+      { binding: 3, visibility: C, buffer: { type: 'uniform' } },
+      { binding: 4, visibility: C, buffer: { type: 'storage' } },
+    ],
+  });
   return {
+    smallLayout,
+    small: new Map(),
+    smallModule: device.createShaderModule({ label: 'surface.smallModule', code: smallSrc }),
     projectedLayout,
     directLayout,
     projected: new Map(),
@@ -250,18 +407,26 @@ export function sampleCap(B: number): number {
   return nb;
 }
 
-function pipelineFor(device: GPUDevice, path: SurfacePath, wg: number, nb: number): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+function pipelineFor(
+  device: GPUDevice,
+  path: SurfacePath | 'small',
+  wg: number,
+  nb: number,
+  uni = true,
+  geometric = false,
+): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
   const p = pipelines(device);
-  const cache = path === 'projected' ? p.projected : p.direct;
-  const layout = path === 'projected' ? p.projectedLayout : p.directLayout;
-  const key = wg * 1024 + nb;
+  const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : p.direct;
+  const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : p.directLayout;
+  const key = ((wg * 1024 + nb) * 2 + (uni ? 1 : 0)) * 2 + (geometric ? 1 : 0);
   let pipeline = cache.get(key);
   if (!pipeline) {
-    const constants: Record<string, number> = path === 'projected' ? { WG_X: wg, NB: nb } : { WG_X: wg };
+    const constants: Record<string, number> =
+      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0 } : { WG_X: wg };
     pipeline = device.createComputePipeline({
       label: `surface.${path}Pipeline`,
       layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
-      compute: { module: path === 'projected' ? p.projectedModule : p.directModule, entryPoint: 'main', constants },
+      compute: { module: path === 'projected' ? p.projectedModule : path === 'small' ? p.smallModule : p.directModule, entryPoint: 'main', constants },
     });
     cache.set(key, pipeline);
   }
@@ -286,13 +451,27 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   if (path === 'direct' && B * K > DIRECT_MAX_BK) {
     throw new DlgInputError('scenario', `B·K ≤ ${DIRECT_MAX_BK} for the direct surface kernel`, `B·K = ${B * K}`);
   }
+  const kernelOpt = opts.kernel ?? 'auto';
+  if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'general') {
+    throw new DlgInputError('kernel', "'auto', 'b2' or 'general'", describe(kernelOpt));
+  }
   const invN = 1 / normaliser(B, K, scenario.reduction);
   const pre = path === 'projected' ? surfacePrecompute(scenario, plane) : null;
-  const stride = pre ? B * K + pre.r * B : 0;
+  const smallFits = pre !== null && B <= 2 && K * (5 + pre.r) <= SMALL_MAX_C;
+  if (pre && kernelOpt === 'b2' && !smallFits) {
+    throw new DlgInputError('kernel', `'b2' only for B ≤ 2 and K·(5 + r) ≤ ${SMALL_MAX_C}`, `B = ${B}, K = ${K}, r = ${pre.r}`);
+  }
+  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : 'general') : kernelOpt;
+  // Samples padded with zero rows to the kernel's B: 2 (small) or NB (general, guard-free loops).
+  const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : sampleCap(B), invN) : null;
+  // Small kernel: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}.
+  const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
+  const geometric = kernel === 'b2' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
+  const stride = lay ? lay.stride : 0;
 
   const lim = device.limits;
   const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, MAX_TILE_BYTES);
-  let maxRows = Math.floor(maxBytes / (4 * Math.ceil(res / 4) * 4));
+  let maxRows = Math.floor(maxBytes / (4 * Math.ceil(res / 16) * 16));
   if (stride > 0) maxRows = Math.min(maxRows, Math.floor(maxBytes / (4 * stride)));
   if (maxRows < 1) {
     throw new DlgInputError('resolution', `a row of ${res} floats within this device's storage binding limit (${maxBytes} bytes)`, `${4 * res} bytes per row`);
@@ -304,11 +483,14 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   }
   const tiles = Math.ceil(res / tileRows);
 
-  const { pipeline, layout } = pipelineFor(device, path, opts.workgroupSize ?? WG_X, sampleCap(B));
+  // The general kernel reads its constants from a 64 KiB uniform copy when they fit.
+  const uniData = kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r) : null;
+  const uni = uniData !== null;
+  const { pipeline, layout } = pipelineFor(device, kernel === 'b2' ? 'small' : path, opts.workgroupSize ?? WG_X, sampleCap(B), uni, geometric);
   const wgX = opts.workgroupSize ?? WG_X;
   const params = uniformBuffer(device, `${label}.params`, 32);
-  // The projected kernel writes whole vec4s: its rows are padded to resPad floats.
-  const resPad = path === 'projected' ? Math.ceil(res / 4) * 4 : res;
+  // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
+  const resPad = path === 'projected' ? Math.ceil(res / 16) * 16 : res;
   const fieldBuf = storageBuffer(device, `${label}.field`, tileRows * resPad * 4);
   const owned: GPUBuffer[] = [params, fieldBuf];
   let bindGroup: GPUBindGroup;
@@ -318,26 +500,25 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const pu = new Uint32Array(paramsHost);
   const pf = new Float32Array(paramsHost);
 
-  if (pre) {
+  if (pre && lay) {
     const alphas = new Float32Array(resPad);
     for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
-    const BK = B * K;
-    const rB = pre.r * B;
-    const consts = new Float32Array(2 * BK + rB + K + pre.r * K);
-    consts.set(pre.zu, 0);
-    consts.set(scenario.y, BK);
-    consts.set(pre.au, 2 * BK);
-    consts.set(scenario.gradient.b, 2 * BK + rB);
-    consts.set(pre.H, 2 * BK + rB + K);
+    const consts = kernel === 'b2' ? smallConsts(lay, K, pre.r, geometric ? step : null) : lay.consts;
     const alphaBuf = storageBuffer(device, `${label}.alphas`, alphas.byteLength);
-    const constBuf = storageBuffer(device, `${label}.consts`, consts.byteLength);
+    const constBuf = kernel === 'b2' ? uniformBuffer(device, `${label}.smallConsts`, consts.byteLength) : storageBuffer(device, `${label}.consts`, consts.byteLength);
+    // General kernel: the uniform copy (or a placeholder when UNI is off: bound, never read).
+    const uniBuf = kernel === 'general' ? uniformBuffer(device, `${label}.constsUniform`, SMALL_MAX_C * 16) : null;
+    if (uniBuf) {
+      owned.push(uniBuf);
+      if (uniData) device.queue.writeBuffer(uniBuf, 0, uniData);
+    }
     rowBuf = storageBuffer(device, `${label}.rowData`, tileRows * stride * 4);
     rowHost = new Float32Array(tileRows * stride);
     owned.push(alphaBuf, constBuf, rowBuf);
     device.queue.writeBuffer(alphaBuf, 0, alphas);
     device.queue.writeBuffer(constBuf, 0, consts);
     bindGroup = device.createBindGroup({
-      label: `${label}.projectedBindGroup`,
+      label: `${label}.${kernel === 'b2' ? 'small' : 'projected'}BindGroup`,
       layout,
       entries: [
         { binding: 0, resource: { buffer: params } },
@@ -345,11 +526,11 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
         { binding: 2, resource: { buffer: rowBuf } },
         { binding: 3, resource: { buffer: constBuf } },
         { binding: 4, resource: { buffer: fieldBuf } },
+        ...(uniBuf ? [{ binding: 5, resource: { buffer: uniBuf } }] : []),
       ],
     });
-    pu.set([resPad / 4, 0, B, K, pre.r, stride]);
+    pu.set([resPad / 4, 0, lay.Bk, K, pre.r, stride]);
     pf[6] = pre.constTerm;
-    pf[7] = invN;
   } else {
     const coords = new Float32Array(2 * res);
     for (let i = 0; i < res; i++) {
@@ -389,8 +570,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
 
   function encodeTile(enc: GPUCommandEncoder, rowStart: number, rows: number): void {
     pu[1] = rows;
-    if (pre && rowBuf && rowHost) {
-      fillRowData(pre, plane, res, rowStart, rows, rowHost);
+    if (lay && rowBuf && rowHost) {
+      fillRowData(lay, plane, res, rowStart, rows, rowHost);
       device.queue.writeBuffer(rowBuf, 0, rowHost.buffer, 0, rows * stride * 4);
     } else {
       pu[5] = rowStart;
@@ -399,7 +580,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     const pass = enc.beginComputePass({ label: `${label}.pass` });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(Math.ceil(resPad / (pre ? 4 : 1) / wgX), rows);
+    // Grid points per invocation: 1 (direct), 16 (projected, general and small).
+    pass.dispatchWorkgroups(Math.ceil(resPad / (kernel ? 16 : 1) / wgX), rows);
     pass.end();
   }
 
@@ -417,6 +599,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   return {
     resolution: res,
     path,
+    kernel,
+    geometric,
     tileRows,
     tiles,
     rank: pre ? pre.r : 0,

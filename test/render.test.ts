@@ -6,6 +6,7 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NpyWriter, npyHeader, parseNpyHeader, readNpy } from '../src/npy.js';
 import { colormapLut, valueRange } from '../src/render.js';
+import { Rng } from '../src/rng.js';
 import { parseScenario, scenarioToJson } from '../src/scenario.js';
 import { surface } from '../src/surface.js';
 import { randomPlane } from '../src/plane.js';
@@ -59,6 +60,19 @@ describe('npy', () => {
     bad.write(Float32Array.of(1));
     expect(() => bad.close()).toThrow(/4 values/);
     expect(readdirSync(dir).filter((f) => f.includes('short'))).toEqual([]);
+  });
+});
+
+describe('colour range', () => {
+  it('log range from float32 bits equals the generic path (zeros, negatives, NaN, ±Inf, denormals skipped or kept alike)', () => {
+    const rng = new Rng(3);
+    const vals = Array.from({ length: 5000 }, () => 10 ** (rng.uniform() * 20 - 12));
+    vals.push(0, -0, -3, NaN, Infinity, -Infinity, 1e-42, 3.4e38);
+    const f32 = Float32Array.from(vals);
+    const generic = Array.from(f32);
+    expect(valueRange(f32, 'log')).toEqual(valueRange(generic, 'log'));
+    expect(valueRange(Float32Array.of(0, NaN, -1, Infinity), 'log')).toEqual(valueRange([0, NaN, -1, Infinity], 'log'));
+    expect(valueRange(Float32Array.of(2, 2), 'log')).toEqual(valueRange([2, 2], 'log'));
   });
 });
 

@@ -261,6 +261,67 @@ describe('surface kernel', () => {
     }
   });
 
+  it('kernel variants (small B ≤ 2 with shared or per-point exps, general with uniform or storage constants) agree with each other and the CPU', async () => {
+    for (const [B, D, K, reduction, soft] of [
+      [1, 3, 2, 'mean', false],
+      [2, 1, 1, 'mean', false],
+      [2, 6, 3, 'sum', true],
+    ] as const) {
+      const s = scenario(B, D, K, 51, reduction, soft);
+      const scale = gradientNormSq(s.gradient);
+      const plane = randomPlane(s, { seed: 6, span: 2 });
+      const res = 37; // not a multiple of 4 or 16: exercises the row padding
+      const fields: Record<string, Float32Array> = {};
+      for (const [name, o] of [
+        ['small', { kernel: 'b2' }],
+        ['smallExp', { kernel: 'b2', geometric: false }],
+        ['uniform', { kernel: 'general' }],
+        ['storage', { kernel: 'general', uniformConsts: false }],
+      ] as const) {
+        const h = createSurface(gpu(), s, plane, res, o);
+        expect(h.kernel).toBe(name.startsWith('small') ? 'b2' : 'general');
+        expect(h.geometric).toBe(name === 'small');
+        fields[name] = (await h.render()) as Float32Array;
+        h.destroy();
+      }
+      expect(createSurface(gpu(), s, plane, res).kernel, 'auto picks the small kernel').toBe('b2');
+      const cpu = surfaceCpu(s, plane, res);
+      for (let p = 0; p < res * res; p++) {
+        for (const name of ['small', 'smallExp', 'uniform', 'storage']) {
+          expect(Math.abs(fields[name][p] - cpu[p]), `${name} B=${B} point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
+        }
+      }
+      // Same constants, same arithmetic order: the general kernel's two constant sources agree bit for bit.
+      expect(Buffer.from(fields.uniform.buffer).equals(Buffer.from(fields.storage.buffer))).toBe(true);
+    }
+    // A grid too coarse for the shared exps (e^{−tu·15·h} beyond e^{±60}) falls back to per-point exps.
+    const s2 = scenario(2, 3, 2, 53);
+    const wide = randomPlane(s2, { seed: 2, span: 2000 });
+    const coarse = createSurface(gpu(), s2, wide, 9);
+    expect(coarse.geometric).toBe(false);
+    const cf = (await coarse.render()) as Float32Array;
+    coarse.destroy();
+    const cc = surfaceCpu(s2, wide, 9);
+    const sc2 = gradientNormSq(s2.gradient);
+    for (let p = 0; p < 81; p++) expect(Math.abs(cf[p] - cc[p]), `coarse point ${p}`).toBeLessThanOrEqual(2e-7 * sc2 + 1e-4 * cc[p]);
+    const s3 = scenario(3, 4, 2, 52);
+    expect(() => createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9, { kernel: 'b2' })).toThrow(/kernel.*B ≤ 2/);
+    expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe('general');
+  });
+
+  it('small kernel: tiles equal the single-tile render bit for bit', async () => {
+    const s = scenario(2, 5, 3, 43);
+    const plane = randomPlane(s, { seed: 8 });
+    const res = 83;
+    const whole = await surface(gpu(), s, plane, res);
+    const tiled = createSurface(gpu(), s, plane, res, { tileRows: 20 });
+    expect(tiled.kernel).toBe('b2');
+    expect(tiled.tiles).toBe(5);
+    const got = (await tiled.render()) as Float32Array;
+    tiled.destroy();
+    expect(Buffer.from(got.buffer).equals(Buffer.from(whole.buffer))).toBe(true);
+  });
+
   it('bad resolutions are input errors that say how much memory a too-large one needs', () => {
     const s = scenario(2, 1, 1);
     const plane = randomPlane(s, { seed: 1 });
