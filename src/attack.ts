@@ -9,7 +9,7 @@ import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
 import { createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
 import { type LabelInference, inferLabels } from './labels.js';
-import { imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
+import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
 import { Rng } from './rng.js';
 import type { Scenario } from './scenario.js';
@@ -244,15 +244,7 @@ export interface AttackResult {
     exactSolutions: number[][][];
     ambiguous: boolean;
   };
-  metrics?: {
-    relativeError: number;
-    mse: number;
-    psnr?: number;
-    success: boolean;
-    /** assignment[i] = true row matched to reconstructed row i (labels may not swap). */
-    assignment: number[];
-    labelConsistent: boolean;
-  };
+  metrics?: ReconstructionMetrics;
   /** Minimum best loss over restarts after each readback. */
   history: { iteration: number[]; bestLoss: (number | null)[] };
   trajectory?: {

@@ -77,10 +77,9 @@ export function residuals(layer: Layer, x: ArrayLike<number>, off = 0): { e: Flo
   return { e, s };
 }
 
-/** The gradient the victim shares: ∇W = Σ_n x_n e_nᵀ, ∇b = Σ_n e_n. */
-export function victimGradient(layer: Layer, x: ArrayLike<number>, off = 0): Gradient {
+/** Σ_n x_n e_nᵀ and Σ_n e_n for given residuals e (B×K). */
+function outerSums(layer: Layer, x: ArrayLike<number>, off: number, e: ArrayLike<number>): Gradient {
   const { B, D, K } = layer;
-  const { e } = residuals(layer, x, off);
   const gW = new Float64Array(D * K);
   const gb = new Float64Array(K);
   for (let n = 0; n < B; n++) {
@@ -91,6 +90,11 @@ export function victimGradient(layer: Layer, x: ArrayLike<number>, off = 0): Gra
     }
   }
   return { W: gW, b: gb };
+}
+
+/** The gradient the victim shares: ∇W = Σ_n x_n e_nᵀ, ∇b = Σ_n e_n. */
+export function victimGradient(layer: Layer, x: ArrayLike<number>, off = 0): Gradient {
+  return outerSums(layer, x, off, residuals(layer, x, off).e);
 }
 
 export interface ObjectiveValue {
@@ -134,17 +138,9 @@ function adjointToInputs(
  * ∇_{x′_n} L_r = 2·ΔW·e_n + 2·W·(s_n ⊙ (ΔWᵀx′_n + Δb)).
  */
 export function matchL2(layer: Layer, target: Gradient, x: ArrayLike<number>, off = 0): ObjectiveValue {
-  const { B, D, K } = layer;
+  const { D, K } = layer;
   const { e, s } = residuals(layer, x, off);
-  const dW = new Float64Array(D * K);
-  const db = new Float64Array(K);
-  for (let n = 0; n < B; n++) {
-    for (let k = 0; k < K; k++) {
-      const enk = e[n * K + k];
-      db[k] += enk;
-      for (let d = 0; d < D; d++) dW[d * K + k] += x[off + n * D + d] * enk;
-    }
-  }
+  const { W: dW, b: db } = outerSums(layer, x, off, e);
   let loss = 0;
   for (let i = 0; i < D * K; i++) {
     dW[i] -= target.W[i];
@@ -166,7 +162,7 @@ export function matchL2(layer: Layer, target: Gradient, x: ArrayLike<number>, of
 export function matchCosine(layer: Layer, target: Gradient, x: ArrayLike<number>, off = 0): ObjectiveValue {
   const { D, K } = layer;
   const { e, s } = residuals(layer, x, off);
-  const v = victimGradient(layer, x, off);
+  const v = outerSums(layer, x, off, e);
   let vt = 0;
   let vv = 0;
   let tt = 0;
