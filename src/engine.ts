@@ -8,6 +8,9 @@
  *    (4,16,4)). Its loops run to override capacities CB, CD, CK so the compiler unrolls them and the
  *    arrays stay in registers (dynamically indexed private arrays are ~10× slower on lavapipe).
  *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
+ *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
+ *    attack_pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
+ *    vec4 components, which gives lavapipe independent dependency chains to overlap (usesPairKernel).
  *  - attack_workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
@@ -18,6 +21,7 @@
  */
 import invocationSrc from '../shaders/attack_invocation.wgsl';
 import workgroupSrc from '../shaders/attack_workgroup.wgsl';
+import pairSrc from '../shaders/attack_pair.wgsl';
 import {
   type EngineHandle,
   type EngineOptions,
@@ -43,6 +47,19 @@ const WORKGROUP_WG = 64;
 /** Iterations per dispatch: long enough to amortise launches, short enough to keep a GPU responsive. */
 const INVOCATION_ITERS_PER_DISPATCH = 512;
 const WORKGROUP_ITERS_PER_DISPATCH = 16;
+const PAIR_WG = 64;
+/** attack_pair.wgsl advances 4·QUADS restarts per invocation (vec4 components: independent chains to overlap). */
+const PAIR_QUADS = 1;
+const PAIR_ITERS_PER_DISPATCH = 512;
+
+/** Benchmark knobs (defaults are the tuned values): pairKernel false forces the generic invocation kernel. */
+export interface EngineTuning {
+  pairKernel?: boolean;
+  pairWorkgroupSize?: number;
+  pairItersPerDispatch?: number;
+  /** Groups of 4 restarts per invocation in attack_pair.wgsl: 1 or 2. */
+  pairQuads?: number;
+}
 
 export type EngineKernel = 'invocation' | 'workgroup';
 
@@ -90,19 +107,30 @@ const layoutFor = perDevice((device: GPUDevice) => {
   return {
     bindGroupLayout,
     pipelineLayout,
-    modules: new Map<EngineKernel, GPUShaderModule>(),
+    modules: new Map<ShaderKernel, GPUShaderModule>(),
     pipelines: new Map<string, GPUComputePipeline>(),
   };
 });
 
-function pipelineFor(device: GPUDevice, kernel: EngineKernel, entry: string, constants: Record<string, number>): GPUComputePipeline {
+type ShaderKernel = EngineKernel | 'pair';
+const SHADERS: Record<ShaderKernel, string> = { invocation: invocationSrc, workgroup: workgroupSrc, pair: pairSrc };
+
+/**
+ * Whether the invocation kernel's straight-line special case (attack_pair.wgsl) runs this problem:
+ * D = K = 1, B ≤ 2, gd or adam, l2 loss (same results as the generic kernel up to f32 rounding).
+ */
+export function usesPairKernel(o: Pick<ResolvedEngineOptions, 'B' | 'D' | 'K' | 'optimizer' | 'loss'>): boolean {
+  return o.D === 1 && o.K === 1 && o.B <= 2 && o.optimizer !== 'lbfgs' && o.loss === 'l2';
+}
+
+function pipelineFor(device: GPUDevice, kernel: ShaderKernel, entry: string, constants: Record<string, number>): GPUComputePipeline {
   const cache = layoutFor(device);
   const key = `${kernel}:${entry}:${JSON.stringify(constants)}`;
   let p = cache.pipelines.get(key);
   if (!p) {
     let module = cache.modules.get(kernel);
     if (!module) {
-      module = device.createShaderModule({ label: `attack.${kernel}Module`, code: kernel === 'invocation' ? invocationSrc : workgroupSrc });
+      module = device.createShaderModule({ label: `attack.${kernel}Module`, code: SHADERS[kernel] });
       cache.modules.set(kernel, module);
     }
     p = device.createComputePipeline({
@@ -155,7 +183,19 @@ function packGroups(o: ResolvedEngineOptions): Float32Array<ArrayBuffer> {
   return out;
 }
 
-export function createAttackEngine(device: GPUDevice, opts: EngineOptions): EngineHandle {
+function checkTuning(device: GPUDevice, t: EngineTuning): void {
+  const int = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (t.pairQuads !== undefined && !int(t.pairQuads, 1, 2)) throw new DlgInputError('tuning.pairQuads', '1 or 2', String(t.pairQuads));
+  const maxWg = device.limits.maxComputeInvocationsPerWorkgroup;
+  if (t.pairWorkgroupSize !== undefined && !int(t.pairWorkgroupSize, 1, Math.min(maxWg, device.limits.maxComputeWorkgroupSizeX))) {
+    throw new DlgInputError('tuning.pairWorkgroupSize', `an integer in [1, ${Math.min(maxWg, device.limits.maxComputeWorkgroupSizeX)}]`, String(t.pairWorkgroupSize));
+  }
+  if (t.pairItersPerDispatch !== undefined && !int(t.pairItersPerDispatch, 1, 2 ** 20)) {
+    throw new DlgInputError('tuning.pairItersPerDispatch', 'an integer in [1, 2^20]', String(t.pairItersPerDispatch));
+  }
+}
+
+export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuning: EngineTuning = {}): EngineHandle {
   const o = resolveEngineOptions(opts);
   const { B, D, K, total } = o;
   const BD = B * D;
@@ -165,11 +205,19 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions): Engi
   checkBindingSize(device, 'P', total * optStride * 4);
   checkBindingSize(device, 'P', total * BD * 4);
 
-  const entry = `main_${o.optimizer}`;
+  checkTuning(device, tuning);
+  const pair = kernel === 'invocation' && usesPairKernel(o) && tuning.pairKernel !== false;
+  const shader: ShaderKernel = pair ? 'pair' : kernel;
+  const entry = pair ? `pair_${o.optimizer}` : `main_${o.optimizer}`;
   let wg: number;
   let constants: Record<string, number>;
   let workgroups: number;
-  if (kernel === 'invocation') {
+  if (pair) {
+    wg = tuning.pairWorkgroupSize ?? PAIR_WG;
+    const quads = tuning.pairQuads ?? PAIR_QUADS;
+    constants = { WG: wg, QUADS: quads };
+    workgroups = Math.ceil(Math.ceil(total / (4 * quads)) / wg);
+  } else if (kernel === 'invocation') {
     wg = INVOCATION_WG;
     constants = { WG: wg, ...invocationCapacities(B, D, K) };
     workgroups = Math.ceil(total / wg);
@@ -193,8 +241,8 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions): Engi
     workgroups = total;
   }
   const [dx, dy] = dispatch2d(device, workgroups);
-  const pipeline = pipelineFor(device, kernel, entry, constants);
-  const itersPerDispatch = kernel === 'invocation' ? INVOCATION_ITERS_PER_DISPATCH : WORKGROUP_ITERS_PER_DISPATCH;
+  const pipeline = pipelineFor(device, shader, entry, constants);
+  const itersPerDispatch = pair ? (tuning.pairItersPerDispatch ?? PAIR_ITERS_PER_DISPATCH) : kernel === 'invocation' ? INVOCATION_ITERS_PER_DISPATCH : WORKGROUP_ITERS_PER_DISPATCH;
 
   const cache = layoutFor(device);
   const paramsFull = uniformBuffer(device, `${label}.paramsFull`, PARAMS_BYTES);

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { type EngineHandle, type EngineOptions, createAttackEngine, createCpuEngine, engineKernel } from '../src/engine.js';
+import {
+  type EngineHandle,
+  type EngineOptions,
+  type EngineTuning,
+  createAttackEngine,
+  createCpuEngine,
+  engineKernel,
+  resolveEngineOptions,
+  usesPairKernel,
+} from '../src/engine.js';
 import { DlgInputError } from '../src/errors.js';
+import type { EngineStatus } from '../src/engine.js';
 import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
 import { Rng } from '../src/rng.js';
 import { expectClose, useGpu } from './helpers.js';
@@ -245,6 +255,126 @@ describe('attack engine: groups', () => {
   }
 });
 
+describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam, l2)', () => {
+  type Read = EngineStatus & { best: Float32Array };
+  /**
+   * GPU pair kernel (dispatches of 16 iterations, so state crosses dispatch and run() boundaries),
+   * the same with 8 restarts per invocation (must give the same bytes), generic GPU kernel, CPU.
+   */
+  async function runThree(opts: EngineOptions, x0: ArrayLike<number>, runs: number[]): Promise<{ pair: Read; generic: Read; cpu: Read }> {
+    const device = gpu();
+    return withErrorScopes(device, 'pair kernel', async () => {
+      const tunings: EngineTuning[] = [{ pairItersPerDispatch: 16 }, { pairKernel: false }, { pairItersPerDispatch: 16, pairQuads: 2 }];
+      const es = [...tunings.map((t) => createAttackEngine(device, opts, t)), createCpuEngine(opts)];
+      try {
+        const out: Read[] = [];
+        for (const e of es) {
+          e.setInputs(x0);
+          for (const n of runs) e.run(n);
+          out.push({ ...(await e.readStatus()), best: await e.readBest() });
+        }
+        const [pair, generic, quads2, cpu] = out;
+        for (const k of ['best', 'bestLoss', 'loss', 'status', 'iterations'] as const) expect(Array.from(quads2[k]), `pairQuads 2: ${k}`).toEqual(Array.from(pair[k]));
+        return { pair, generic, cpu };
+      } finally {
+        for (const e of es) e.destroy();
+      }
+    });
+  }
+
+  // P = 13: the kernel advances 4 restarts per invocation, so the last invocation is partly empty.
+  const cases: [number, EngineOptions['optimizer'], number, Partial<EngineOptions>][] = [
+    [1, 'gd', 1, { momentum: 0.9 }],
+    [1, 'adam', 0.01, {}],
+    [1, 'adam', 0.01, { beta1: 0 }],
+    [2, 'gd', 2, { momentum: 0.5 }],
+    [2, 'adam', 0.02, {}],
+  ];
+  for (const [B, optimizer, lr, extra] of cases) {
+    it(`(${B},1,1) ${optimizer} ${JSON.stringify(extra)}: same trajectory as the generic kernel and the CPU engine over 60 iterations`, async () => {
+      const p = problem(B, 1, 1, 40 + B);
+      const P = 13;
+      const x0 = Float32Array.from(starts(p, P, 0.5, 6));
+      const opts: EngineOptions = { layer: p.layer, target: p.target, P, optimizer, lr, ...extra };
+      expect(usesPairKernel(resolveEngineOptions(opts))).toBe(true);
+      expect(usesPairKernel(resolveEngineOptions({ ...opts, loss: 'cosine' }))).toBe(false);
+      const r = await runThree(opts, x0, [37, 23]);
+      for (const [other, what] of [[r.cpu, 'CPU'], [r.generic, 'generic kernel']] as const) {
+        expect(Array.from(r.pair.iterations), what).toEqual(Array.from(other.iterations));
+        expect(Array.from(r.pair.status), what).toEqual(Array.from(other.status));
+        expectClose(r.pair.bestLoss, other.bestLoss, { abs: 1e-9, rel: 2e-3 }, `bestLoss vs ${what}`);
+        expectClose(r.pair.loss, other.loss, { abs: 1e-9, rel: 2e-3 }, `loss vs ${what}`);
+        expectClose(r.pair.best, other.best, { abs: 2e-4, rel: 1e-3 }, `best point vs ${what}`);
+      }
+      expect(Array.from(r.pair.iterations)).toEqual(new Array(P).fill(60));
+      // the runs moved: every restart improved on its start
+      const c0 = createCpuEngine(opts);
+      c0.setInputs(x0);
+      c0.run(1);
+      const s0 = await c0.readStatus();
+      for (let i = 0; i < P; i++) expect(r.cpu.bestLoss[i]).toBeLessThan(s0.loss[i]);
+    });
+  }
+
+  it('converges and freezes at tolAbs like the CPU engine (2,1,1) adam', async () => {
+    const p = problem(2, 1, 1, 45);
+    const P = 8;
+    const x0 = Float32Array.from(starts(p, P, 0.05, 2));
+    const tolAbs = 1e-6 * gradientNormSq(p.target);
+    const r = await runThree({ layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.005, tolAbs }, x0, [100, 300]);
+    expect(Array.from(r.pair.status)).toEqual(Array.from(r.cpu.status));
+    expect(r.pair.status.some((s) => s === 1)).toBe(true);
+    for (let i = 0; i < P; i++) {
+      if (r.pair.status[i] !== 1) continue;
+      expect(r.pair.loss[i]).toBeLessThanOrEqual(Math.fround(tolAbs));
+      expect(r.pair.iterations[i]).toBeLessThan(400);
+      // the converging iteration is the same up to f32 rounding of the last steps
+      expect(Math.abs(r.pair.iterations[i] - r.cpu.iterations[i])).toBeLessThanOrEqual(2);
+      expect(r.pair.iterations[i]).toBe(r.generic.iterations[i]);
+    }
+  });
+
+  it('non-finite: a step to +Inf rolls back to the best point (status 2), an overflowing start freezes at once', async () => {
+    // W = 1, b = 0, y = 1, sum: from x = −3 the gradient is ≈ −6.5, so lr = 1e38 steps to +Inf, where
+    // ∇W′ = x·e = Inf·0 is NaN; from x = −1e20, ∇W′ ≈ 1e20 and its square overflows f32.
+    const layer: Layer = { B: 1, D: 1, K: 1, W: [1], b: [0], y: [1], reduction: 'sum' };
+    const target = victimGradient(layer, [0.3]);
+    const opts: EngineOptions = { layer, target, P: 2, optimizer: 'gd', lr: 1e38, momentum: 0 };
+    const device = gpu();
+    await withErrorScopes(device, 'pair rollback', async () => {
+      for (const tuning of [{}, { pairKernel: false }] as EngineTuning[]) {
+        const e = createAttackEngine(device, opts, tuning);
+        const r = await runGpu(e, [-3, -1e20], 20);
+        expect(Array.from(r.status)).toEqual([2, 2]);
+        expect(Array.from(r.iterations)).toEqual([1, 0]);
+        expect(Array.from(r.best)).toEqual([-3, -1e20].map(Math.fround));
+        expect(Number.isFinite(r.bestLoss[0])).toBe(true);
+        expect(r.loss[0]).toBe(r.bestLoss[0]);
+        expect(r.bestLoss[1]).toBe(Infinity);
+        e.run(30);
+        const s = await e.readStatus();
+        expect(Array.from(s.iterations)).toEqual([1, 0]);
+        e.destroy();
+      }
+    });
+  });
+
+  it('B = 2: a diverging restart freezes while the others go on, as in the generic kernel', async () => {
+    const p = problem(2, 1, 1, 46);
+    const P = 4;
+    const x0 = Float32Array.from(starts(p, P, 0.3, 3));
+    x0[2] = -1e20; // restart 1, row 0: overflows at the first evaluation
+    x0[3] = 1e20;
+    const r = await runThree({ layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.01 }, x0, [40]);
+    expect(Array.from(r.pair.status)).toEqual([0, 2, 0, 0]);
+    expect(Array.from(r.pair.iterations)).toEqual([40, 0, 40, 40]);
+    expect(Array.from(r.generic.status)).toEqual([0, 2, 0, 0]);
+    expect(Array.from(r.pair.best.slice(2, 4))).toEqual([-1e20, 1e20].map(Math.fround));
+    expect(r.pair.bestLoss[1]).toBe(Infinity);
+    expectClose(r.pair.bestLoss.filter((_, i) => i !== 1), r.generic.bestLoss.filter((_, i) => i !== 1), { abs: 1e-9, rel: 2e-3 }, 'bestLoss');
+  });
+});
+
 describe('attack engine: bad options', () => {
   const p = problem(2, 1, 1, 1);
   const ok: EngineOptions = { layer: p.layer, target: p.target, P: 4, optimizer: 'adam', lr: 0.1 };
@@ -276,6 +406,16 @@ describe('attack engine: bad options', () => {
       }
     });
   }
+  it('bad tuning knobs are DlgInputErrors naming the knob', () => {
+    for (const [field, t] of [
+      ['tuning.pairQuads', { pairQuads: 3 }],
+      ['tuning.pairWorkgroupSize', { pairWorkgroupSize: 0 }],
+      ['tuning.pairItersPerDispatch', { pairItersPerDispatch: 1.5 }],
+    ] as [string, EngineTuning][]) {
+      expect(() => createAttackEngine(gpu(), ok, t).destroy()).toThrow(DlgInputError);
+      expect(() => createAttackEngine(gpu(), ok, t).destroy()).toThrow(field);
+    }
+  });
   it('x0 of the wrong length, or non-finite, and run() before setInputs are rejected', () => {
     for (const e of [createCpuEngine(ok), createAttackEngine(gpu(), ok)]) {
       expect(() => e.run(1)).toThrow(DlgInputError);
