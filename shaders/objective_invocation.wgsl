@@ -143,43 +143,60 @@ fn objectiveInvocation(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 }
 
 // (e, s) for two logits at once.
-fn residual2(z: vec2<f32>, y: vec2<f32>, invN: f32) -> array<vec2<f32>, 2> {
+fn residual4(z: vec4<f32>, y: f32, invN: f32) -> array<vec4<f32>, 2> {
   let t = exp(-abs(z));
   let inv = 1.0 / (1.0 + t);
   let small = t * inv;
-  let pos = z >= vec2<f32>(0.0);
+  let pos = z >= vec4<f32>(0.0);
   let sig = select(small, inv, pos);
   let oneMinus = select(inv, small, pos);
-  return array<vec2<f32>, 2>((sig * (1.0 - y) - oneMinus * y) * invN, small * inv * invN);
+  return array<vec4<f32>, 2>((sig * (1.0 - y) - oneMinus * y) * invN, small * inv * invN);
 }
 
-// Fast path for the project's headline case, D = K = 1 and B ≤ 2: straight-line code with the two rows
-// as vec2 lanes. Gallivm (lavapipe) pays for every loop and guard, so this runs ~2× faster there than
-// objectiveInvocation on the same sizes. src/objective.ts picks it when D = K = 1 and B ≤ 2.
+// Fast path for the project's headline case, D = K = 1 and B ≤ 2: straight-line code, FOUR restarts
+// per invocation as vec4 lanes. Gallivm (lavapipe) pays for every loop and guard, and one restart is a
+// single chain of dependent exp/divide steps; four independent chains let the CPU overlap their latency
+// (~2× over one restart per invocation). src/objective.ts picks it when D = K = 1 and B ≤ 2 and
+// dispatches ceil(P / 4) invocations. Row 1 is zero (e = s = 0) when B = 1.
 @compute @workgroup_size(WG)
 fn objectivePair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = gid.x + gid.y * nwg.x * WG;
-  if (p >= prm.P) {
+  let p0 = (gid.x + gid.y * nwg.x * WG) * 4u;
+  if (p0 >= prm.P) {
     return;
   }
   let B = prm.B;
-  let base = p * B;
+  let has1 = B > 1u;
+  let last = prm.P * B - 1u;
   let w = layer[0];
   let b = layer[prm.ob];
-  // Rows 0 and 1, straight-line, kept for pass 2 (row 1 is zero-padded when B = 1: e = s = 0 there).
-  let has1 = B > 1u;
-  let x01 = vec2<f32>(xin[base], select(0.0, xin[base + 1u], has1));
-  let y01 = vec2<f32>(layer[prm.oy], select(0.0, layer[prm.oy + 1u], has1));
-  let r01 = residual2(fma(x01, vec2<f32>(w), vec2<f32>(b)), y01, prm.invN);
-  let m01 = vec2<f32>(1.0, select(0.0, 1.0, has1));
-  let e01 = r01[0] * m01;
-  let s01 = r01[1] * m01;
-  var dw = dot(x01, e01) - layer[prm.oG];
-  var db = e01.x + e01.y - layer[prm.og];
-  lossOut[p] = fma(dw, dw, db * db);
-  let g01 = 2.0 * (dw * e01 + w * s01 * (dw * x01 + db));
-  gradOut[base] = g01.x;
-  if (has1) {
-    gradOut[base + 1u] = g01.y;
+  let y0 = layer[prm.oy];
+  let y1 = select(0.0, layer[prm.oy + 1u], has1);
+  let G = layer[prm.oG];
+  let g = layer[prm.og];
+  // Lanes past P read a clamped (valid) element and are never stored.
+  let i0 = min(vec4<u32>(p0, p0 + 1u, p0 + 2u, p0 + 3u) * B, vec4<u32>(last));
+  let i1 = min(i0 + vec4<u32>(1u), vec4<u32>(last));
+  let x0 = vec4<f32>(xin[i0.x], xin[i0.y], xin[i0.z], xin[i0.w]);
+  let x1 = select(vec4<f32>(0.0), vec4<f32>(xin[i1.x], xin[i1.y], xin[i1.z], xin[i1.w]), has1);
+  let r0 = residual4(fma(x0, vec4<f32>(w), vec4<f32>(b)), y0, prm.invN);
+  let r1 = residual4(fma(x1, vec4<f32>(w), vec4<f32>(b)), y1, prm.invN);
+  let e0 = r0[0];
+  let s0 = r0[1];
+  let e1 = select(vec4<f32>(0.0), r1[0], has1);
+  let s1 = select(vec4<f32>(0.0), r1[1], has1);
+  let dw = x0 * e0 + x1 * e1 - G;
+  let db = e0 + e1 - g;
+  let loss = fma(dw, dw, db * db);
+  let g0 = 2.0 * (dw * e0 + w * s0 * (dw * x0 + db));
+  let g1 = 2.0 * (dw * e1 + w * s1 * (dw * x1 + db));
+  for (var l = 0u; l < 4u; l++) {
+    let p = p0 + l;
+    if (p < prm.P) {
+      lossOut[p] = loss[l];
+      gradOut[p * B] = g0[l];
+      if (has1) {
+        gradOut[p * B + 1u] = g1[l];
+      }
+    }
   }
 }

@@ -213,7 +213,9 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   ui.set([D * K, D * K + K, D * K + K + B * K, 2 * D * K + K + B * K], 8);
   uf[7] = invN;
   checkBindingSize(device, `layer constants (W, b, y, G, g: ${packed.length} f32)`, packed.length * 4);
-  const groups = regime === 'invocation' ? Math.ceil(P / wg) : P;
+  // objectivePair advances four restarts per invocation.
+  const perInvocation = objectiveEntryPoint(regime, B, D, K) === 'objectivePair' ? 4 : 1;
+  const groups = regime === 'invocation' ? Math.ceil(P / (wg * perInvocation)) : P;
   const [gx, gy] = dispatch2d(device, groups);
   const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
   if (gy > maxDim) {

@@ -175,6 +175,9 @@ describe('objective kernels vs the float64 reference', () => {
     [2, 130, 64, 3, 'sum'], // K = MAX_K: one row per chunk
     [7, 1, 3, 300, 'mean'], // invocation kernel, rows past ROWS_CACHED recomputed
     [3, 1, 1, 50, 'sum'], // D = K = 1 but B > 2: the general invocation kernel
+    [2, 1, 1, 7, 'mean'], // objectivePair, four restarts per invocation: a partly empty last invocation
+    [1, 1, 1, 5, 'sum'], // objectivePair with B = 1 (row 1 masked) and P % 4 = 1
+    [2, 1, 1, 1, 'sum'], // objectivePair: one restart, three idle lanes
     [13, 20, 17, 5, 'mean'], // workgroup: 3 row chunks of ACC / K = 4 rows
     [100, 9, 3, 2, 'sum'], // workgroup: 4 row chunks
   ] as const) {
