@@ -3,12 +3,15 @@
 // memory traffic in between, then writes the state back.
 // Iteration order (identical to src/engine-cpu.ts): evaluate → best → converged? → non-finite? → step.
 // Private arrays need const sizes: the host only picks this kernel when the capacities satisfy
-// CB·CD ≤ MAX_BD, CD·CK ≤ MAX_DK, CB·CK ≤ MAX_BK, CK ≤ MAX_K (see src/engine.ts).
+// CB·CD ≤ MAX_BD, CD·CK ≤ MAX_DK, CB·CK ≤ MAX_BK, CK ≤ MAX_K (see src/engine.ts); L-BFGS also
+// CB·CD ≤ MAX_LBD. The arrays are only touched at constant indices after unrolling, so the
+// larger gd/adam caps cost nothing in the smaller pipelines.
 
-const MAX_BD: u32 = 64u;
-const MAX_DK: u32 = 64u;
-const MAX_BK: u32 = 32u;
+const MAX_BD: u32 = 256u;
+const MAX_DK: u32 = 128u;
+const MAX_BK: u32 = 256u;
 const MAX_K: u32 = 16u;
+const MAX_LBD: u32 = 64u;       // L-BFGS history stride
 const MAX_H: u32 = 8u;          // LBFGS_MAX_HISTORY
 const MAX_HALVINGS: u32 = 10u;  // LBFGS_MAX_HALVINGS
 const ARMIJO_C1: f32 = 1e-4;
@@ -290,9 +293,9 @@ fn main_adam(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // L-BFGS state per restart in `opt` (packed n·D + d layout, shared with the workgroup kernel):
 // S (MAX_H·BD), Y (MAX_H·BD), rho (MAX_H), count, head (newest slot), haveEval, fCached, gCached (BD).
-// Here the history is kept capacity-strided: hS[j·MAX_BD + i].
-var<private> hS: array<f32, MAX_H * MAX_BD>;
-var<private> hY: array<f32, MAX_H * MAX_BD>;
+// Here the history is kept capacity-strided: hS[j·MAX_LBD + i].
+var<private> hS: array<f32, MAX_H * MAX_LBD>;
+var<private> hY: array<f32, MAX_H * MAX_LBD>;
 var<private> hRho: array<f32, MAX_H>;
 var<private> alpha: array<f32, MAX_H>;
 var<private> xStart: array<f32, MAX_BD>;
@@ -317,8 +320,8 @@ fn main_lbfgs(@builtin(global_invocation_id) gid: vec3<u32>) {
   let oMeta = oRho + MAX_H;
   for (var j = 0u; j < H; j++) {
     for (var i = 0u; i < CB * CD; i++) {
-      hS[j * MAX_BD + i] = 0.0; hY[j * MAX_BD + i] = 0.0;
-      if (liveBD(i)) { hS[j * MAX_BD + i] = opt[o0 + j * BD + packedBD(i)]; hY[j * MAX_BD + i] = opt[o0 + (MAX_H + j) * BD + packedBD(i)]; }
+      hS[j * MAX_LBD + i] = 0.0; hY[j * MAX_LBD + i] = 0.0;
+      if (liveBD(i)) { hS[j * MAX_LBD + i] = opt[o0 + j * BD + packedBD(i)]; hY[j * MAX_LBD + i] = opt[o0 + (MAX_H + j) * BD + packedBD(i)]; }
     }
     hRho[j] = opt[oRho + j];
   }
@@ -356,8 +359,8 @@ fn main_lbfgs(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (sy > CURV_EPS * sqrt(s2 * y2)) {
           if (count == 0u) { head = 0u; } else { head = (head + 1u) % H; }
           for (var i = 0u; i < CB * CD; i++) {
-            hS[head * MAX_BD + i] = select(0.0, x[i] - xStart[i], liveBD(i));
-            hY[head * MAX_BD + i] = select(0.0, gr[i] - v1[i], liveBD(i));
+            hS[head * MAX_LBD + i] = select(0.0, x[i] - xStart[i], liveBD(i));
+            hY[head * MAX_LBD + i] = select(0.0, gr[i] - v1[i], liveBD(i));
           }
           hRho[head] = 1.0 / sy;
           count = min(count + 1u, H);
@@ -394,23 +397,23 @@ fn main_lbfgs(@builtin(global_invocation_id) gid: vec3<u32>) {
       for (var q = 0u; q < count; q++) {  // newest → oldest
         let j = (head + H - q) % H;
         var sq = 0.0;
-        for (var i = 0u; i < CB * CD; i++) { sq += hS[j * MAX_BD + i] * v2[i]; }
+        for (var i = 0u; i < CB * CD; i++) { sq += hS[j * MAX_LBD + i] * v2[i]; }
         alpha[j] = hRho[j] * sq;
-        for (var i = 0u; i < CB * CD; i++) { v2[i] -= alpha[j] * hY[j * MAX_BD + i]; }
+        for (var i = 0u; i < CB * CD; i++) { v2[i] -= alpha[j] * hY[j * MAX_LBD + i]; }
       }
       var sy = 0.0; var yy = 0.0;
       for (var i = 0u; i < CB * CD; i++) {
-        sy += hS[head * MAX_BD + i] * hY[head * MAX_BD + i];
-        yy += hY[head * MAX_BD + i] * hY[head * MAX_BD + i];
+        sy += hS[head * MAX_LBD + i] * hY[head * MAX_LBD + i];
+        yy += hY[head * MAX_LBD + i] * hY[head * MAX_LBD + i];
       }
       let gamma = sy / yy;
       for (var i = 0u; i < CB * CD; i++) { v2[i] *= gamma; }
       for (var q = 0u; q < count; q++) {  // oldest → newest
         let j = (head + H + 1u - count + q) % H;
         var yr = 0.0;
-        for (var i = 0u; i < CB * CD; i++) { yr += hY[j * MAX_BD + i] * v2[i]; }
+        for (var i = 0u; i < CB * CD; i++) { yr += hY[j * MAX_LBD + i] * v2[i]; }
         let beta = hRho[j] * yr;
-        for (var i = 0u; i < CB * CD; i++) { v2[i] += hS[j * MAX_BD + i] * (alpha[j] - beta); }
+        for (var i = 0u; i < CB * CD; i++) { v2[i] += hS[j * MAX_LBD + i] * (alpha[j] - beta); }
       }
       for (var i = 0u; i < CB * CD; i++) { v2[i] = -v2[i]; }
       gtd = dotBD(&v1, &v2);
@@ -431,7 +434,7 @@ fn main_lbfgs(@builtin(global_invocation_id) gid: vec3<u32>) {
   have = mode == 2u;
   for (var j = 0u; j < H; j++) {
     for (var i = 0u; i < CB * CD; i++) {
-      if (liveBD(i)) { opt[o0 + j * BD + packedBD(i)] = hS[j * MAX_BD + i]; opt[o0 + (MAX_H + j) * BD + packedBD(i)] = hY[j * MAX_BD + i]; }
+      if (liveBD(i)) { opt[o0 + j * BD + packedBD(i)] = hS[j * MAX_LBD + i]; opt[o0 + (MAX_H + j) * BD + packedBD(i)] = hY[j * MAX_LBD + i]; }
     }
     opt[oRho + j] = hRho[j];
   }

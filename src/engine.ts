@@ -5,8 +5,11 @@
  * Two kernels, chosen from the problem size:
  *  - attack_invocation.wgsl: one invocation per restart, everything in private arrays, for small
  *    problems (B·D ≤ 64, D·K ≤ 64, B·K ≤ 32, K ≤ 16, B·D·K ≤ 256; e.g. (2,1,1), (4,1,4), (2,16,4),
- *    (4,16,4)). Its loops run to override capacities CB, CD, CK so the compiler unrolls them and the
- *    arrays stay in registers (dynamically indexed private arrays are ~10× slower on lavapipe).
+ *    (4,16,4)), and for gd/adam also mid sizes within MID_CAPS (B·D ≤ 256, D·K ≤ 128, B·K ≤ 256,
+ *    B·D·K ≤ 1024; e.g. (8,16,4), (16,4,10)), where it beats the workgroup kernel ~5× on lavapipe
+ *    (bench/attack-mid.ts; cold compiles stay under ~10 s). Its loops run to override capacities
+ *    CB, CD, CK so the compiler unrolls them and the arrays stay in registers (dynamically indexed
+ *    private arrays are ~10× slower on lavapipe).
  *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
  *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
  *    attack_pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
@@ -39,6 +42,8 @@ export * from './engine-cpu.js';
 
 /** Caps of the in-register kernel (const array sizes in attack_invocation.wgsl). */
 export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
+/** Larger caps of the invocation kernel for gd/adam (array sizes MAX_BD, MAX_DK, MAX_BK in the shader). */
+export const MID_CAPS = { BD: 256, DK: 128, BK: 256, K: 16, BDK: 1024 } as const;
 /** Caps of the workgroup kernel (attack_workgroup.wgsl): rows per invocation × B or K ≤ 128. */
 export const WORKGROUP_CAPS = { B: 16, K: 16, rowsTimesBK: 128, maxWorkgroup: 256 } as const;
 
@@ -59,21 +64,29 @@ export interface EngineTuning {
   pairItersPerDispatch?: number;
   /** Groups of 4 restarts per invocation in attack_pair.wgsl: 1 or 2. */
   pairQuads?: number;
+  /** false: gd/adam beyond INVOCATION_CAPS run on the workgroup kernel instead of the invocation kernel (MID_CAPS). */
+  midKernel?: boolean;
 }
 
 export type EngineKernel = 'invocation' | 'workgroup';
 
 /** Which kernel a problem runs on (throws DlgInputError beyond the workgroup kernel's caps). */
-export function engineKernel(B: number, D: number, K: number): EngineKernel {
+export function engineKernel(B: number, D: number, K: number, optimizer?: string, tuning: EngineTuning = {}): EngineKernel {
   if (fitsInvocation(B, D, K)) return 'invocation';
+  if (tuning.midKernel !== false && fitsMid(B, D, K, optimizer)) return 'invocation';
   if (B > WORKGROUP_CAPS.B) throw new DlgInputError('layer.B', `at most ${WORKGROUP_CAPS.B} for the GPU attack engine`, String(B));
   if (K > WORKGROUP_CAPS.K) throw new DlgInputError('layer.K', `at most ${WORKGROUP_CAPS.K} for the GPU attack engine`, String(K));
   return 'workgroup'; // (lbfgs also bounds D: see workgroupSize)
 }
 
 // B·D·K bounds the size of the fully unrolled kernel (and its compile time).
-const fitsInvocation = (b: number, d: number, k: number): boolean =>
-  b * d <= INVOCATION_CAPS.BD && d * k <= INVOCATION_CAPS.DK && b * k <= INVOCATION_CAPS.BK && k <= INVOCATION_CAPS.K && b * d * k <= INVOCATION_CAPS.BDK;
+type Caps = { readonly BD: number; readonly DK: number; readonly BK: number; readonly K: number; readonly BDK: number };
+const fitsCaps = (c: Caps, b: number, d: number, k: number): boolean =>
+  b * d <= c.BD && d * k <= c.DK && b * k <= c.BK && k <= c.K && b * d * k <= c.BDK;
+const fitsInvocation = (b: number, d: number, k: number): boolean => fitsCaps(INVOCATION_CAPS, b, d, k);
+/** gd/adam also run mid sizes on the invocation kernel (MID_CAPS): faster there than the workgroup kernel on lavapipe. */
+const fitsMid = (b: number, d: number, k: number, optimizer?: string): boolean =>
+  optimizer !== undefined && optimizer !== 'lbfgs' && b <= WORKGROUP_CAPS.B && fitsCaps(MID_CAPS, b, d, k);
 
 /**
  * Loop capacities of the invocation kernel (override constants CB, CD, CK): powers of two ≥ B, D, K
@@ -82,7 +95,8 @@ const fitsInvocation = (b: number, d: number, k: number): boolean =>
 export function invocationCapacities(B: number, D: number, K: number): { CB: number; CD: number; CK: number } {
   const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
   const [CB, CD, CK] = [pow2(B), pow2(D), pow2(K)];
-  return fitsInvocation(CB, CD, CK) ? { CB, CD, CK } : { CB: B, CD: D, CK: K };
+  const fits = fitsInvocation(B, D, K) ? fitsInvocation : (b: number, d: number, k: number) => fitsCaps(MID_CAPS, b, d, k);
+  return fits(CB, CD, CK) ? { CB, CD, CK } : { CB: B, CD: D, CK: K };
 }
 
 /** Workgroup size for the workgroup kernel: the smallest power of two ≥ 32 giving ≤ maxRows rows each. */
@@ -199,7 +213,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   const o = resolveEngineOptions(opts);
   const { B, D, K, total } = o;
   const BD = B * D;
-  const kernel = engineKernel(B, D, K);
+  const kernel = engineKernel(B, D, K, o.optimizer, tuning);
   const label = o.label;
   const optStride = optimizerStride(o);
   checkBindingSize(device, 'P', total * optStride * 4);

@@ -43,10 +43,10 @@ function starts(p: Problem, P: number, noise: number, seed: number): Float64Arra
   return out;
 }
 
-async function runBoth(opts: EngineOptions, x0: ArrayLike<number>, iterations: number) {
+async function runBoth(opts: EngineOptions, x0: ArrayLike<number>, iterations: number, tuning: EngineTuning = {}) {
   const device = gpu();
   return withErrorScopes(device, 'engine test', async () => {
-    const g = createAttackEngine(device, opts);
+    const g = createAttackEngine(device, opts, tuning);
     const c = createCpuEngine(opts);
     try {
       g.setInputs(x0);
@@ -80,14 +80,21 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
     ['workgroup (2,40,3) gd', 2, 40, 3, 'gd', 2, 'l2'],
     ['workgroup (2,40,3) adam', 2, 40, 3, 'adam', 0.005, 'l2'],
     ['workgroup (2,70,3) adam cosine', 2, 70, 3, 'adam', 0.005, 'cosine'],
+    // gd/adam mid sizes run on the invocation kernel with the larger MID_CAPS
+    ['mid (8,16,4) adam', 8, 16, 4, 'adam', 0.01, 'l2'],
+    ['mid (8,16,4) gd', 8, 16, 4, 'gd', 2, 'l2'],
+    ['mid (16,4,10) adam cosine', 16, 4, 10, 'adam', 0.01, 'cosine'],
   ];
   for (const [name, B, D, K, optimizer, lr, loss] of cases) {
     it(`${name}: same trajectory over 50 iterations`, async () => {
       const p = problem(B, D, K, 11 + B * 100 + D * 10 + K);
       const P = 8;
       const x0 = Float32Array.from(starts(p, P, 0.5, 5));
-      const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50);
-      expect(engineKernel(B, D, K)).toBe(name.startsWith('tiny') ? 'invocation' : 'workgroup');
+      // the workgroup cases force that kernel (gd/adam at (2,40,3) would otherwise take the mid invocation kernel)
+      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false } : {};
+      const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50, tuning);
+      expect(engineKernel(B, D, K, optimizer, tuning)).toBe(name.startsWith('workgroup') ? 'workgroup' : 'invocation');
+      if (name.startsWith('mid')) expect(engineKernel(B, D, K)).toBe('workgroup'); // beyond the small caps
       expect(Array.from(r.gpu.iterations)).toEqual(Array.from(r.cpu.iterations));
       expect(Array.from(r.gpu.status)).toEqual(Array.from(r.cpu.status));
       expectClose(r.gpu.bestLoss, r.cpu.bestLoss, { abs: 1e-9, rel: 2e-3 }, 'bestLoss');
@@ -174,23 +181,26 @@ describe('attack engine: stopping rules', () => {
     });
   });
 
-  it('a non-finite start is frozen at once with status 2 (workgroup kernel)', async () => {
-    const p = problem(2, 40, 3, 5);
-    const P = 3;
-    const x0 = Float32Array.from(starts(p, P, 0.3, 8));
-    x0.fill(1e20, 80, 160); // restart 1: ‖ΔW‖² overflows f32
-    const device = gpu();
-    await withErrorScopes(device, 'rollback wg', async () => {
-      const e = createAttackEngine(device, { layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.01 });
-      const r = await runGpu(e, x0, 30);
-      expect(Array.from(r.status)).toEqual([0, 2, 0]);
-      expect(Array.from(r.iterations)).toEqual([30, 0, 30]);
-      expect(Array.from(r.best.slice(80, 160))).toEqual(Array.from(x0.slice(80, 160)));
-      expect(r.bestLoss[1]).toBe(Infinity);
-      expect(r.bestLoss[0]).toBeLessThan(r.bestLoss[1]);
-      e.destroy();
+  for (const [kernel, tuning] of [['workgroup', { midKernel: false }], ['invocation', {}]] as [string, EngineTuning][]) {
+    it(`a non-finite start is frozen at once with status 2 (${kernel} kernel)`, async () => {
+      const p = problem(2, 40, 3, 5);
+      const P = 3;
+      const x0 = Float32Array.from(starts(p, P, 0.3, 8));
+      x0.fill(1e20, 80, 160); // restart 1: ‖ΔW‖² overflows f32
+      expect(engineKernel(2, 40, 3, 'adam', tuning)).toBe(kernel);
+      const device = gpu();
+      await withErrorScopes(device, 'rollback wg', async () => {
+        const e = createAttackEngine(device, { layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.01 }, tuning);
+        const r = await runGpu(e, x0, 30);
+        expect(Array.from(r.status)).toEqual([0, 2, 0]);
+        expect(Array.from(r.iterations)).toEqual([30, 0, 30]);
+        expect(Array.from(r.best.slice(80, 160))).toEqual(Array.from(x0.slice(80, 160)));
+        expect(r.bestLoss[1]).toBe(Infinity);
+        expect(r.bestLoss[0]).toBeLessThan(r.bestLoss[1]);
+        e.destroy();
+      });
     });
-  });
+  }
 
   it('converged restarts stop at tolAbs and stay frozen; per-group tolerances', async () => {
     const p = problem(1, 1, 1, 21);

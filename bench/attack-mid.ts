@@ -1,0 +1,102 @@
+/**
+ * Mid-size attack engine throughput (gd/adam): restart-iterations per second of the current
+ * kernel choice against the workgroup kernel (tuning midKernel: false) and the float64 CPU
+ * engine, same run, GPU samples interleaved. Also the cold pipeline build time of each GPU
+ * engine (run with MESA_SHADER_CACHE_DISABLE=true for a truly cold compile). JSON lines.
+ *   node scripts/run-ts.mjs bench/attack-mid.ts [--only B,D,K] [--opt adam|gd] [--P N] [--iters N] [--samples S] [--current-only]
+ */
+import os from 'node:os';
+import { benchArgs, benchDevice, emit, machine, median } from './common.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel } from '../src/engine.js';
+import { type Layer, victimGradient } from '../src/model.js';
+import { Rng } from '../src/rng.js';
+import { withErrorScopes } from '../src/gpu.js';
+
+const args = benchArgs();
+const samples = Number(args.samples ?? 3);
+const sizes: [number, number, number][] = args.only
+  ? [String(args.only).split(',').map(Number) as [number, number, number]]
+  : [[4, 16, 4], [8, 16, 4], [8, 8, 8], [16, 4, 8], [16, 4, 10], [8, 64, 10]];
+const optimizers = args.opt ? [String(args.opt)] : ['adam', 'gd'];
+
+function problem(B: number, D: number, K: number, seed: number) {
+  const rng = new Rng(seed);
+  const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));
+  const b = Float64Array.from({ length: K }, () => 0.1 * rng.normal());
+  const y = Float64Array.from({ length: B * K }, () => rng.int(2));
+  const xTrue = Float64Array.from({ length: B * D }, () => rng.normal());
+  const layer: Layer = { B, D, K, W, b, y, reduction: 'mean' };
+  return { layer, target: victimGradient(layer, xTrue) };
+}
+
+function inputs(n: number, seed: number): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.normal());
+}
+
+async function warm(e: EngineHandle, x0: Float32Array): Promise<number> {
+  const t0 = performance.now();
+  e.setInputs(x0);
+  e.run(1);
+  await e.readStatus();
+  return (performance.now() - t0) / 1000;
+}
+
+async function sample(e: EngineHandle, x0: Float32Array, iters: number): Promise<number> {
+  e.setInputs(x0);
+  const t0 = performance.now();
+  e.run(iters);
+  await e.readStatus();
+  return (performance.now() - t0) / 1000;
+}
+
+const dlg = await benchDevice();
+for (const [B, D, K] of sizes) {
+  for (const optimizer of optimizers as ('adam' | 'gd')[]) {
+    const { layer, target } = problem(B, D, K, 1);
+    const base = { layer, target, optimizer, lr: optimizer === 'adam' ? 0.01 : 0.05 };
+    const P = Number(args.P ?? 1024);
+    const iters = Number(args.iters ?? 256);
+    const x0 = inputs(P * B * D, 2);
+    const variants: { name: string; tuning: EngineTuning }[] = [
+      { name: 'current', tuning: {} },
+      { name: 'workgroup', tuning: { midKernel: false } },
+    ].filter((v) => !(args['current-only'] && v.name === 'workgroup'));
+    const res = await withErrorScopes(dlg.device, `bench ${B},${D},${K}`, async () => {
+      const es = variants.map((v) => createAttackEngine(dlg.device, { ...base, P, label: `bench.mid.${v.name}` }, v.tuning));
+      try {
+        const compile: number[] = [];
+        for (const e of es) compile.push(await warm(e, x0));
+        const secs: number[][] = es.map(() => []);
+        for (let s = 0; s < samples; s++) for (const [j, e] of es.entries()) secs[j].push(await sample(e, x0, iters));
+        return { compile, secs };
+      } finally {
+        for (const e of es) e.destroy();
+      }
+    });
+    const cpuP = 16;
+    const cpuIters = 64;
+    const cpu = createCpuEngine({ ...base, P: cpuP });
+    const cpuX = inputs(cpuP * B * D, 2);
+    await warm(cpu, cpuX);
+    const cpuS = median([await sample(cpu, cpuX, cpuIters), await sample(cpu, cpuX, cpuIters)]);
+    cpu.destroy();
+    const cpuRate = (cpuP * cpuIters) / cpuS;
+    const out: Record<string, unknown> = { B, D, K, optimizer, P, iterations: iters };
+    for (const [j, v] of variants.entries()) {
+      const s = median(res.secs[j]);
+      out[v.name] = { kernel: engineKernel(B, D, K, optimizer, v.tuning), firstRunSeconds: res.compile[j], seconds: s, restartItersPerSec: (P * iters) / s };
+    }
+    const cur = out.current as { restartItersPerSec: number };
+    const wg = out.workgroup as { restartItersPerSec: number } | undefined;
+    emit('attack-mid', {
+      ...out,
+      cpu: { P: cpuP, iterations: cpuIters, seconds: cpuS, restartItersPerSec: cpuRate },
+      ...(wg ? { speedupVsWorkgroup: cur.restartItersPerSec / wg.restartItersPerSec } : {}),
+      speedupVsCpu: cur.restartItersPerSec / cpuRate,
+      shaderCacheDisabled: process.env.MESA_SHADER_CACHE_DISABLE === 'true',
+      adapter: dlg.adapterName, machine: machine(), loadAvg: os.loadavg().map((v) => Math.round(v * 100) / 100),
+    });
+  }
+}
+dlg.destroy();
