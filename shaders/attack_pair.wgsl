@@ -15,24 +15,7 @@ override WG: u32 = 64u;
 // Groups of four restarts (vec4 "quads") per invocation: 1 or 2 (tuning knob, see src/engine.ts).
 override QUADS: u32 = 1u;
 
-struct Params {
-  B: u32, D: u32, K: u32, BD: u32,
-  DK: u32, BK: u32, P: u32, total: u32,
-  iters: u32, lossKind: u32, history: u32, optStride: u32,
-  gStride: u32, dispatchX: u32, _pad0: u32, _pad1: u32,
-  lr: f32, momentum: f32, beta1: f32, beta2: f32,
-  eps: f32, invN: f32, _pad2: f32, _pad3: f32,
-}
-
-struct RestartStat { loss: f32, bestLoss: f32, status: u32, iters: u32 }
-
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> lay: array<f32>;       // w, b
-@group(0) @binding(2) var<storage, read> grp: array<f32>;       // per group: y (B), G, g, tolAbs, ‖(G, g)‖
-@group(0) @binding(3) var<storage, read_write> xs: array<f32>;  // current x, total×B
-@group(0) @binding(4) var<storage, read_write> bests: array<f32>;
-@group(0) @binding(5) var<storage, read_write> stat: array<RestartStat>;
-@group(0) @binding(6) var<storage, read_write> opt: array<f32>; // gd: v (B); adam: m (B) then v (B)
+// Params, RestartStat and bindings 0–6: attack_common.wgsl.
 
 const NOT_A_RESTART: u32 = 3u;  // status of the missing partners when 4 ∤ total
 

@@ -20,24 +20,7 @@ const CURV_EPS: f32 = 1e-7;
 override WG: u32 = 64u;   // invocations per restart
 override RC: u32 = 64u;   // values summed per reduction round (WG·RC floats of shared memory)
 
-struct Params {
-  B: u32, D: u32, K: u32, BD: u32,
-  DK: u32, BK: u32, P: u32, total: u32,
-  iters: u32, lossKind: u32, history: u32, optStride: u32,
-  gStride: u32, dispatchX: u32, _pad0: u32, _pad1: u32,
-  lr: f32, momentum: f32, beta1: f32, beta2: f32,
-  eps: f32, invN: f32, _pad2: f32, _pad3: f32,
-}
-
-struct RestartStat { loss: f32, bestLoss: f32, status: u32, iters: u32 }
-
-@group(0) @binding(0) var<uniform> prm: Params;
-@group(0) @binding(1) var<storage, read> lay: array<f32>;       // W (D×K) then b (K)
-@group(0) @binding(2) var<storage, read> grp: array<f32>;       // per group: y (B×K), G (D×K), g (K), tolAbs, ‖(G, g)‖
-@group(0) @binding(3) var<storage, read_write> xs: array<f32>;  // current x, total×B×D
-@group(0) @binding(4) var<storage, read_write> bests: array<f32>;
-@group(0) @binding(5) var<storage, read_write> stat: array<RestartStat>;
-@group(0) @binding(6) var<storage, read_write> opt: array<f32>; // optimizer state, optStride per restart
+// Params, RestartStat and bindings 0–6: attack_common.wgsl.
 
 var<workgroup> red: array<f32, WG * RC>;
 var<workgroup> outS: array<f32, MAX_BK>;

@@ -25,6 +25,7 @@
 import invocationSrc from '../shaders/attack_invocation.wgsl';
 import workgroupSrc from '../shaders/attack_workgroup.wgsl';
 import pairSrc from '../shaders/attack_pair.wgsl';
+import commonSrc from '../shaders/attack_common.wgsl';
 import {
   type EngineHandle,
   type EngineOptions,
@@ -127,7 +128,11 @@ const layoutFor = perDevice((device: GPUDevice) => {
 });
 
 type ShaderKernel = EngineKernel | 'pair';
-const SHADERS: Record<ShaderKernel, string> = { invocation: invocationSrc, workgroup: workgroupSrc, pair: pairSrc };
+const SHADERS: Record<ShaderKernel, string> = {
+  invocation: commonSrc + invocationSrc,
+  workgroup: commonSrc + workgroupSrc,
+  pair: commonSrc + pairSrc,
+};
 
 /**
  * Whether the invocation kernel's straight-line special case (attack_pair.wgsl) runs this problem:
