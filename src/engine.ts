@@ -37,7 +37,7 @@ import {
   resolveEngineOptions,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
-import { Readback, checkBindingSize, dispatch2d, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
+import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
 
 export * from './engine-cpu.js';
 
@@ -112,12 +112,9 @@ function workgroupSize(B: number, D: number, K: number, maxInvocations: number):
 }
 
 const layoutFor = perDevice((device: GPUDevice) => {
-  const ro = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
-  const rw = (binding: number): GPUBindGroupLayoutEntry => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
-  const bindGroupLayout = device.createBindGroupLayout({
-    label: 'attack.bindGroupLayout',
-    entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }, ro(1), ro(2), rw(3), rw(4), rw(5), rw(6)],
-  });
+  const bindGroupLayout = computeBindGroupLayout(device, 'attack.bindGroupLayout', [
+    'uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage',
+  ]);
   const pipelineLayout = device.createPipelineLayout({ label: 'attack.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
   return {
     bindGroupLayout,

@@ -17,6 +17,17 @@ export function perDevice<T>(build: (device: GPUDevice) => T): (device: GPUDevic
   };
 }
 
+/**
+ * An explicit compute bind-group layout: binding i has buffer type types[i]
+ * ('uniform', 'read-only-storage' or 'storage').
+ */
+export function computeBindGroupLayout(device: GPUDevice, label: string, types: readonly GPUBufferBindingType[]): GPUBindGroupLayout {
+  return device.createBindGroupLayout({
+    label,
+    entries: types.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+  });
+}
+
 export function storageBuffer(device: GPUDevice, label: string, size: number, extraUsage = 0): GPUBuffer {
   return device.createBuffer({
     label,

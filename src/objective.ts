@@ -10,7 +10,7 @@
  *   features reduced through workgroup memory. Needs K ≤ workgroupMaxK and B·K ≤ workgroupMaxBK.
  */
 import { DlgInputError, describe, requireOneOf, requirePositiveInt } from './errors.js';
-import { Readback, checkBindingSize, dispatch2d, perDevice, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from './gpu.js';
+import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from './gpu.js';
 import { type Gradient, type Layer, normaliser } from './model.js';
 import commonSrc from '../shaders/objective_common.wgsl';
 import invocationSrc from '../shaders/objective_invocation.wgsl';
@@ -125,18 +125,12 @@ function requireWorkgroupSize(device: GPUDevice, regime: ObjectiveRegime, wg: nu
   }
 }
 
+/** Bindings of the objective and victim-gradient kernels: params, layer constants, input, two outputs. */
+const OBJECTIVE_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
+
 /** Explicit layout shared by both objective kernels: uniform, layer constants, x, loss, grad. */
 const objectiveLayouts = perDevice((device) => {
-  const bindGroupLayout = device.createBindGroupLayout({
-    label: 'objective.bindGroupLayout',
-    entries: [
-      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-      { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-    ],
-  });
+  const bindGroupLayout = computeBindGroupLayout(device, 'objective.bindGroupLayout', OBJECTIVE_BINDINGS);
   const pipelineLayout = device.createPipelineLayout({ label: 'objective.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
   return { bindGroupLayout, pipelineLayout, modules: new Map<ObjectiveRegime, GPUShaderModule>(), pipelines: new Map<string, GPUComputePipeline>() };
 });
@@ -305,16 +299,7 @@ export interface VictimGradientHandle {
 const VICTIM_WG = 64;
 
 const victimPipelines = perDevice((device) => {
-  const bindGroupLayout = device.createBindGroupLayout({
-    label: 'victimGradient.bindGroupLayout',
-    entries: [
-      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-      { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-      { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-    ],
-  });
+  const bindGroupLayout = computeBindGroupLayout(device, 'victimGradient.bindGroupLayout', OBJECTIVE_BINDINGS);
   const layout = device.createPipelineLayout({ label: 'victimGradient.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
   const module = device.createShaderModule({ label: 'victimGradient.module', code: victimSrc });
   const make = (entryPoint: string) =>

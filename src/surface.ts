@@ -9,7 +9,7 @@ import projectedSrc from '../shaders/surface.wgsl';
 import directSrc from '../shaders/surface_direct.wgsl';
 import smallSrc from '../shaders/surface_small.wgsl';
 import { DlgInputError, describe } from './errors.js';
-import { Readback, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
+import { Readback, computeBindGroupLayout, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
 import { matchL2, normaliser } from './model.js';
 import { type Plane, gridCoord, validatePlane } from './plane.js';
 import type { Scenario } from './scenario.js';
@@ -356,37 +356,11 @@ interface Pipelines {
   smallModule: GPUShaderModule;
 }
 
-function layoutOf(device: GPUDevice, label: string, storageRead: number): GPUBindGroupLayout {
-  const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } }];
-  for (let i = 1; i <= storageRead; i++) entries.push({ binding: i, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
-  entries.push({ binding: storageRead + 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } });
-  return device.createBindGroupLayout({ label, entries });
-}
-
 const pipelines = perDevice((device): Pipelines => {
-  const C = GPUShaderStage.COMPUTE;
-  const projectedLayout = device.createBindGroupLayout({
-    label: 'surface.projectedLayout',
-    entries: [
-      { binding: 0, visibility: C, buffer: { type: 'uniform' } },
-      { binding: 1, visibility: C, buffer: { type: 'read-only-storage' } },
-      { binding: 2, visibility: C, buffer: { type: 'read-only-storage' } },
-      { binding: 3, visibility: C, buffer: { type: 'read-only-storage' } },
-      { binding: 4, visibility: C, buffer: { type: 'storage' } },
-      { binding: 5, visibility: C, buffer: { type: 'uniform' } },
-    ],
-  });
-  const directLayout = layoutOf(device, 'surface.directLayout', 4);
-  const smallLayout = device.createBindGroupLayout({
-    label: 'surface.smallLayout',
-    entries: [
-      { binding: 0, visibility: C, buffer: { type: 'uniform' } },
-      { binding: 1, visibility: C, buffer: { type: 'read-only-storage' } },
-      { binding: 2, visibility: C, buffer: { type: 'read-only-storage' } },
-      { binding: 3, visibility: C, buffer: { type: 'uniform' } },
-      { binding: 4, visibility: C, buffer: { type: 'storage' } },
-    ],
-  });
+  const ro = 'read-only-storage' as const;
+  const projectedLayout = computeBindGroupLayout(device, 'surface.projectedLayout', ['uniform', ro, ro, ro, 'storage', 'uniform']);
+  const directLayout = computeBindGroupLayout(device, 'surface.directLayout', ['uniform', ro, ro, ro, ro, 'storage']);
+  const smallLayout = computeBindGroupLayout(device, 'surface.smallLayout', ['uniform', ro, ro, 'uniform', 'storage']);
   return {
     smallLayout,
     small: new Map(),
