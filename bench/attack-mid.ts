@@ -5,11 +5,11 @@
  * engine (run with MESA_SHADER_CACHE_DISABLE=true for a truly cold compile). JSON lines.
  *   node scripts/run-ts.mjs bench/attack-mid.ts [--only B,D,K] [--opt adam|gd] [--P N] [--iters N] [--samples S] [--current-only]
  */
+import { simulateScenario } from '../src/datasets.js';
+import { initialPoints } from '../src/attack.js';
 import os from 'node:os';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
 import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel } from '../src/engine.js';
-import { type Layer, victimGradient } from '../src/model.js';
-import { Rng } from '../src/rng.js';
 import { withErrorScopes } from '../src/gpu.js';
 
 const args = benchArgs();
@@ -19,20 +19,14 @@ const sizes: [number, number, number][] = args.only
   : [[4, 16, 4], [8, 16, 4], [8, 8, 8], [16, 4, 8], [16, 4, 10], [8, 64, 10]];
 const optimizers = args.opt ? [String(args.opt)] : ['adam', 'gd'];
 
+/** A gaussian victim (x ~ N(0,1), W ~ N(0, 1/D), random labels): throughput does not depend on the data. */
 function problem(B: number, D: number, K: number, seed: number) {
-  const rng = new Rng(seed);
-  const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));
-  const b = Float64Array.from({ length: K }, () => 0.1 * rng.normal());
-  const y = Float64Array.from({ length: B * K }, () => rng.int(2));
-  const xTrue = Float64Array.from({ length: B * D }, () => rng.normal());
-  const layer: Layer = { B, D, K, W, b, y, reduction: 'mean' };
-  return { layer, target: victimGradient(layer, xTrue) };
+  const layer = simulateScenario({ dataset: 'gaussian', B, D, K, seed });
+  return { layer, target: layer.gradient };
 }
 
-function inputs(n: number, seed: number): Float32Array {
-  const rng = new Rng(seed);
-  return Float32Array.from({ length: n }, () => rng.normal());
-}
+/** n/(B·D) starting points x′ ~ N(0, 1). */
+const inputs = (n: number, seed: number) => Float32Array.from(initialPoints(1, n, 1, 'normal', 1, seed));
 
 async function warm(e: EngineHandle, x0: Float32Array): Promise<number> {
   const t0 = performance.now();

@@ -8,30 +8,24 @@
  * status readback, after a warm-up run that includes the pipeline compile.
  * Targets (issue 3, lavapipe on 2 cores): (2,1,1) P=65536 ≥ 2e8; (8,784,10) P=256 ≥ 6e4.
  */
+import { simulateScenario } from '../src/datasets.js';
+import { initialPoints } from '../src/attack.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
 import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel, usesPairKernel } from '../src/engine.js';
 import os from 'node:os';
-import { type Layer, victimGradient } from '../src/model.js';
-import { Rng } from '../src/rng.js';
 import { withErrorScopes } from '../src/gpu.js';
 
 const args = benchArgs();
 const samples = Number(args.samples ?? 3);
 
+/** A gaussian victim (x ~ N(0,1), W ~ N(0, 1/D), random labels): throughput does not depend on the data. */
 function problem(B: number, D: number, K: number, seed: number) {
-  const rng = new Rng(seed);
-  const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));
-  const b = Float64Array.from({ length: K }, () => 0.1 * rng.normal());
-  const y = Float64Array.from({ length: B * K }, () => rng.int(2));
-  const xTrue = Float64Array.from({ length: B * D }, () => rng.normal());
-  const layer: Layer = { B, D, K, W, b, y, reduction: 'mean' };
-  return { layer, target: victimGradient(layer, xTrue) };
+  const layer = simulateScenario({ dataset: 'gaussian', B, D, K, seed });
+  return { layer, target: layer.gradient };
 }
 
-function inputs(n: number, seed: number): Float32Array {
-  const rng = new Rng(seed);
-  return Float32Array.from({ length: n }, () => rng.normal());
-}
+/** n/(B·D) starting points x′ ~ N(0, 1). */
+const inputs = (n: number, seed: number) => Float32Array.from(initialPoints(1, n, 1, 'normal', 1, seed));
 
 /** Median seconds of `run(iters)` followed by one status read (the readback is part of the cost). */
 async function timeEngine(e: EngineHandle, x0: Float32Array, iters: number, reps: number): Promise<number> {
