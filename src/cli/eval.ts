@@ -31,14 +31,7 @@ export async function evaluateFakes(s: Scenario, x: Float64Array, P: number, fla
     const r = matchL2Batched(layer, s.gradient, x, P);
     return { P, loss: r.loss, grad: r.grad, device: 'cpu (float64 reference)' };
   }
-  let dlg: Awaited<ReturnType<typeof openDevice>>;
-  try {
-    dlg = await openDevice({ adapter: flags.adapter });
-  } catch (err) {
-    // Dawn throws plain Errors (e.g. "no suitable backends found" for an unknown --adapter).
-    if (err instanceof DlgRuntimeError) throw err;
-    throw new DlgRuntimeError(`Could not open a WebGPU device${flags.adapter ? ` for --adapter ${JSON.stringify(flags.adapter)}` : ''}: ${(err as Error).message}`);
-  }
+  const dlg = await openDevice({ adapter: flags.adapter });
   try {
     const obj = createObjective(dlg.device, { layer, target: s.gradient, P });
     try {
