@@ -2,6 +2,7 @@
  * Attack engine throughput: restart-iterations per second with adam, GPU engine against the
  * float64 CPU engine in the same run. JSON lines on stdout.
  *   node scripts/run-ts.mjs bench/attack.ts [--only tiny|tiny-b1|tiny-gd|large] [--iters N] [--samples S] [--wg N] [--dispatch N] [--quads 1|2]
+ *          [--tiny-p P] [--large-p P]   (restart counts; defaults 65536 and 256, the issue's sizes)
  * For D = K = 1, B ≤ 2 the straight-line pair kernel is also timed against the generic invocation
  * kernel (pairKernel: false), samples interleaved so that machine load hits both alike.
  * (--iters applies to every selected config: pass --only with it.) Timing = wall time of run(N) plus one
@@ -54,10 +55,10 @@ async function timeEngines(es: EngineHandle[], x0: Float32Array, iters: number, 
 
 const dlg = await benchDevice();
 const configs = [
-  { name: 'tiny', B: 2, D: 1, K: 1, optimizer: 'adam', P: 65536, iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
-  { name: 'tiny-b1', B: 1, D: 1, K: 1, optimizer: 'adam', P: 65536, iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
-  { name: 'tiny-gd', B: 2, D: 1, K: 1, optimizer: 'gd', P: 65536, iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
-  { name: 'large', B: 8, D: 784, K: 10, optimizer: 'adam', P: 256, iters: Number(args.iters ?? 64), cpuP: 4, cpuIters: 16, target: 6e4 },
+  { name: 'tiny', B: 2, D: 1, K: 1, optimizer: 'adam', P: Number(args['tiny-p'] ?? 65536), iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
+  { name: 'tiny-b1', B: 1, D: 1, K: 1, optimizer: 'adam', P: Number(args['tiny-p'] ?? 65536), iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
+  { name: 'tiny-gd', B: 2, D: 1, K: 1, optimizer: 'gd', P: Number(args['tiny-p'] ?? 65536), iters: Number(args.iters ?? 2048), cpuP: 256, cpuIters: 2048, target: 2e8 },
+  { name: 'large', B: 8, D: 784, K: 10, optimizer: 'adam', P: Number(args['large-p'] ?? 256), iters: Number(args.iters ?? 64), cpuP: 4, cpuIters: 16, target: 6e4 },
 ].filter((c) => !args.only || c.name === args.only);
 
 for (const c of configs) {

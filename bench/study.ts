@@ -7,7 +7,8 @@
  *
  * Flags: --batch --features --outputs --optimizer --dataset (lists), --scenarios --restarts
  * --iterations, --cpu-restarts P′ (default 8), --cpu-batch/--cpu-features/--cpu-outputs (the CPU
- * subset; default the same axes), --skip-gpu, --skip-cpu, --out dir (default out/bench-study).
+ * subset; default the same axes), --skip-gpu, --skip-cpu, --out dir (default out/bench-study),
+ * --resume (the WebGPU sweep skips configurations already in <out>/webgpu/results.jsonl).
  *
  * The CPU path runs the same configurations with the same S and iteration cap but only P′ restarts
  * per scenario; its time is EXTRAPOLATED linearly to P (restarts are independent and the CPU engine
@@ -75,6 +76,7 @@ if (!args['skip-gpu']) {
     const r = await study(dlg.device, config, {
       out: join(out, 'webgpu'),
       backend: adapter,
+      resume: Boolean(args.resume),
       onConfigDone: (c) => {
         gpuByKey.set(c.key, c);
         line('webgpu', c, { adapter });

@@ -2,6 +2,7 @@
  * bench/surface: loss-surface grid points per second, GPU (projected kernel) against the f64
  * CPU path in the same run, plus end-to-end `dlg surface` at 4096² to PNG.
  * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|general] [--skip-e2e]
+ *        [--case "B,D,K,res[,target];..."]
  * Prints JSON lines. Targets (issue 4, 2-core lavapipe): (2,1,1) 4096² ≥ 3e8 points/s,
  * (2,64,10) 2048² ≥ 3e7, (8,784,10) 1024² ≥ 1e7; e2e 4096² PNG < 5 s.
  */
@@ -29,11 +30,21 @@ function scenario(B: number, D: number, K: number, seed = 1): Scenario {
   return makeScenario({ B, D, K, W, b, y, reduction: 'mean' }, x);
 }
 
-const cases = [
+const DEFAULT_CASES = [
   { B: 2, D: 1, K: 1, res: 4096, target: 3e8, cpuPoints: 200_000 },
   { B: 2, D: 64, K: 10, res: 2048, target: 3e7, cpuPoints: 20_000 },
   { B: 8, D: 784, K: 10, res: 1024, target: 1e7, cpuPoints: 1_000 },
 ];
+// --case "B,D,K,res[,target];..." replaces the default cases (e.g. "2,1,1,16384" for the GPU check).
+const cases = String(args.case ?? '')
+  .split(';')
+  .filter((spec) => spec.length > 0)
+  .map((spec) => {
+    const [B, D, K, res, target] = spec.split(',').map(Number);
+    if (![B, D, K, res].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`--case: expected B,D,K,res[,target], found ${spec}`);
+    return { B, D, K, res, target: target ?? Number.NaN, cpuPoints: Math.max(1_000, Math.round(2e6 / (B * D * K))) };
+  });
+if (cases.length === 0) cases.push(...DEFAULT_CASES);
 
 const dlg = await benchDevice();
 const device = dlg.device;
