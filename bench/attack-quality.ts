@@ -10,7 +10,7 @@
  *  - `engine`: one run of our CPU engine's L-BFGS (backtracking line search), 300 iterations, no polish.
  *
  *   node scripts/run-ts.mjs bench/attack-quality.ts [--scenarios 100] [--restarts 1024]
- *     [--iterations 2000] [--baseline-iterations 300] [--configs 2,1,1:4,1,4] [--seed0 0]
+ *     [--iterations 2000] [--baseline-iterations 300] [--configs 2,1,1:4,1,4] [--seed0 0] [--stop-after 0]
  *
  * JSON lines on stdout (one per configuration), then a markdown table.
  */
@@ -25,6 +25,8 @@ const args = benchArgs();
 const scenarios = Number(args.scenarios ?? 100);
 const restarts = Number(args.restarts ?? 1024);
 const iterations = Number(args.iterations ?? 2000);
+// --stop-after n: each attack stops once n restarts have converged (attack option stopAfter; 0 = off)
+const stopAfter = Number(args['stop-after'] ?? 0);
 const baselineIterations = Number(args['baseline-iterations'] ?? 300);
 const seed0 = Number(args.seed0 ?? 0);
 const configs: [number, number, number][] = String(args.configs ?? '2,1,1:4,1,4:2,16,4:4,16,4')
@@ -129,7 +131,7 @@ try {
     for (let i = 0; i < scenarios; i++) {
       const seed = seed0 + i;
       const sc = simulateScenario({ dataset: 'gaussian', B, D, K, seed });
-      const r = await attack(dlg.device, sc, { restarts, iterations, seed }, dlg.adapterName);
+      const r = await attack(dlg.device, sc, { restarts, iterations, seed, stopAfter }, dlg.adapterName);
       wall.push(r.wallTimeMs);
       restartSuccess.push(r.restarts.successFraction ?? 0);
       if (r.metrics?.success) ok++;
@@ -149,7 +151,7 @@ try {
     }
     process.stderr.write('\n');
     const line = {
-      B, D, K, scenarios, restarts, iterations, optimizer: 'adam',
+      B, D, K, scenarios, restarts, iterations, stopAfter, optimizer: 'adam',
       successFraction: ok / scenarios,
       medianWallMs: median(wall),
       meanRestartSuccessFraction: restartSuccess.reduce((a, b) => a + b, 0) / scenarios,

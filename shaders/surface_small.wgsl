@@ -18,6 +18,10 @@
 
 override WG_X: u32 = 64u;
 override GEOM: bool = true;
+// Fixed K and r (0 = read them from P). Fixed, the k and j loops have constant trip counts and
+// lavapipe's LLVM unrolls them: 2.2× at K = r = 1. The host fixes them only for small K·(r + 1).
+override FK: u32 = 0u;
+override FR: u32 = 0u;
 // Uniform capacity in vec4s (64 KiB, WebGPU's default maxUniformBufferBindingSize); the host
 // uses this kernel only when K·(5 + r) fits.
 const MAX_C: u32 = 4096u;
@@ -53,8 +57,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   if (i4 >= P.res4 || jl >= P.rows) {
     return;
   }
-  let K = P.K;
-  let r = P.r;
+  let K = select(P.K, FK, FK != 0u);
+  let r = select(P.r, FR, FR != 0u);
   let row = jl * P.stride;
   let rowA = row + 2u * K;
   let a = array<vec4f, 4>(alphas[i4], alphas[i4 + 1u], alphas[i4 + 2u], alphas[i4 + 3u]);

@@ -58,6 +58,12 @@ export interface AttackOptions {
    * which on flat surfaces still leaves x′ ~1e-3 off; float64 removes that floor.
    */
   polish?: number;
+  /**
+   * Stop the whole attack once this many restarts have converged (0 = off, the default: every
+   * restart runs until it converges, is frozen, or the budget ends). An attacker who only wants a
+   * solution stops at the first; the restart statistics then cover a shorter run.
+   */
+  stopAfter?: number;
   onProgress?: (p: AttackProgress) => void;
   signal?: AbortSignal;
 }
@@ -78,6 +84,7 @@ export interface ResolvedAttackOptions {
   trajectory: number;
   maxLabelings: number;
   polish: number;
+  stopAfter: number;
   onProgress?: (p: AttackProgress) => void;
   signal?: AbortSignal;
 }
@@ -97,6 +104,7 @@ export const ATTACK_DEFAULTS = {
   trajectory: 0,
   maxLabelings: 16,
   polish: 4,
+  stopAfter: 0,
 };
 
 /** Float64 L-BFGS iterations per polished restart, and its stopping point (relative to ‖∇W‖²+‖∇b‖²). */
@@ -117,7 +125,7 @@ const MAX_TRAJECTORY_FLOATS = 1 << 25;
 
 const OPTION_KEYS = new Set([
   'restarts', 'iterations', 'optimizer', 'lr', 'init', 'initScale', 'seed', 'tol', 'loss', 'labels', 'method',
-  'readbackEvery', 'trajectory', 'maxLabelings', 'polish', 'onProgress', 'signal',
+  'readbackEvery', 'trajectory', 'maxLabelings', 'polish', 'stopAfter', 'onProgress', 'signal',
 ]);
 
 /** Validates and defaults attack options; DlgInputError names the field. */
@@ -156,6 +164,10 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
   if (typeof polish !== 'number' || !Number.isInteger(polish) || polish < 0 || polish > 4096) {
     throw new DlgInputError('polish', 'an integer in [0, 4096] (0 = off)', describe(polish));
   }
+  const stopAfter = get('stopAfter', ATTACK_DEFAULTS.stopAfter);
+  if (typeof stopAfter !== 'number' || !Number.isInteger(stopAfter) || stopAfter < 0 || stopAfter > MAX_RESTARTS) {
+    throw new DlgInputError('stopAfter', `an integer in [0, ${MAX_RESTARTS}] (0 = off)`, describe(stopAfter));
+  }
   const onProgress = r.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new DlgInputError('onProgress', 'a function', describe(onProgress));
   const signal = r.signal;
@@ -163,7 +175,7 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
     throw new DlgInputError('signal', 'an AbortSignal', describe(signal));
   }
   return {
-    restarts, iterations, optimizer, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish,
+    restarts, iterations, optimizer, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
     onProgress: onProgress as ResolvedAttackOptions['onProgress'],
     signal: signal as AbortSignal | undefined,
   };
@@ -206,7 +218,7 @@ export interface AttackResult {
   method: AttackMethod;
   /** Iterations run (the loop stops early once every restart converged or was frozen). */
   iterations: number;
-  stoppedBy: 'all-finished' | 'iterations' | 'aborted' | 'analytic';
+  stoppedBy: 'all-finished' | 'iterations' | 'aborted' | 'analytic' | 'stop-after';
   wallTimeMs: number;
   adapter: string;
   backend: 'webgpu' | 'cpu';
@@ -477,6 +489,10 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       o.onProgress?.({ iteration: done, bestLoss: best, converged });
       if (finished === total) {
         stoppedBy = 'all-finished';
+        break;
+      }
+      if (o.stopAfter > 0 && converged >= o.stopAfter) {
+        stoppedBy = 'stop-after';
         break;
       }
       if (done >= o.iterations) break;

@@ -46,6 +46,8 @@ export interface SurfaceOptions {
    * (default true; used only where the grid step keeps every factor within e^{±60}).
    */
   geometric?: boolean;
+  /** Small kernel: fix K and r as override constants (unrolled loops) where K·(r + 1) ≤ 256 (default true). */
+  fixedLoops?: boolean;
   label?: string;
 }
 
@@ -62,6 +64,8 @@ export interface SurfaceHandle {
   readonly kernel: Exclude<SurfaceKernel, 'auto'> | null;
   /** Whether the small kernel shares exps geometrically along α (see shaders/surface_small.wgsl). */
   readonly geometric: boolean;
+  /** Whether the small kernel runs with K and r fixed as override constants (unrolled loops). */
+  readonly fixedLoops: boolean;
   readonly tileRows: number;
   readonly tiles: number;
   /** Rank of the basis Q (projected path). */
@@ -291,6 +295,8 @@ function generalUniform(lay: KernelLayout, K: number, r: number): Float32Array<A
   return out;
 }
 
+/** The small kernel is specialised (FK, FR) for K·(r + 1) up to this: one pipeline per (K, r). */
+const SMALL_FIXED_MAX = 256;
 /** Mirrors MAX_C in shaders/surface_small.wgsl: vec4s in its 64 KiB uniform block. */
 export const SMALL_MAX_C = 4096;
 
@@ -346,13 +352,13 @@ export function gridAxis(range: [number, number], res: number): Float64Array {
 
 interface Pipelines {
   projectedLayout: GPUBindGroupLayout;
-  projected: Map<number, GPUComputePipeline>;
+  projected: Map<string, GPUComputePipeline>;
   directLayout: GPUBindGroupLayout;
-  direct: Map<number, GPUComputePipeline>;
+  direct: Map<string, GPUComputePipeline>;
   projectedModule: GPUShaderModule;
   directModule: GPUShaderModule;
   smallLayout: GPUBindGroupLayout;
-  small: Map<number, GPUComputePipeline>;
+  small: Map<string, GPUComputePipeline>;
   smallModule: GPUShaderModule;
 }
 
@@ -388,15 +394,16 @@ function pipelineFor(
   nb: number,
   uni = true,
   geometric = false,
+  fixed: { K: number; r: number } = { K: 0, r: 0 },
 ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
   const p = pipelines(device);
   const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : p.direct;
   const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : p.directLayout;
-  const key = ((wg * 1024 + nb) * 2 + (uni ? 1 : 0)) * 2 + (geometric ? 1 : 0);
+  const key = `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}`;
   let pipeline = cache.get(key);
   if (!pipeline) {
     const constants: Record<string, number> =
-      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0 } : { WG_X: wg };
+      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r } : { WG_X: wg };
     pipeline = device.createComputePipeline({
       label: `surface.${path}Pipeline`,
       layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
@@ -460,7 +467,9 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   // The general kernel reads its constants from a 64 KiB uniform copy when they fit.
   const uniData = kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r) : null;
   const uni = uniData !== null;
-  const { pipeline, layout } = pipelineFor(device, kernel === 'b2' ? 'small' : path, opts.workgroupSize ?? WG_X, sampleCap(B), uni, geometric);
+  // The small kernel with K and r fixed (unrolled loops) where K·(r + 1) is small, else read from P.
+  const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };
+  const { pipeline, layout } = pipelineFor(device, kernel === 'b2' ? 'small' : path, opts.workgroupSize ?? WG_X, sampleCap(B), uni, geometric, fixed);
   const wgX = opts.workgroupSize ?? WG_X;
   const params = uniformBuffer(device, `${label}.params`, 32);
   // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
@@ -575,6 +584,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     path,
     kernel,
     geometric,
+    fixedLoops: fixed.K > 0,
     tileRows,
     tiles,
     rank: pre ? pre.r : 0,

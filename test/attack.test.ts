@@ -35,6 +35,8 @@ describe('validateAttackOptions', () => {
       [{ loss: 'l1' }, /^loss:/],
       [{ trajectory: -1 }, /^trajectory:/],
       [{ polish: -1 }, /^polish:/],
+      [{ stopAfter: -1 }, /^stopAfter:/],
+      [{ stopAfter: 1.5 }, /^stopAfter:/],
       [{ seed: 1.5 }, /^seed:/],
       [{ restart: 4 }, /^restart: expected no such attack option/],
     ];
@@ -161,6 +163,22 @@ describe('attack on the GPU', () => {
     expect(r.stoppedBy).toBe('aborted');
     expect(r.iterations).toBe(100);
     expect(r.reconstruction.flat().every(Number.isFinite)).toBe(true);
+  });
+
+  it('stopAfter ends the attack at the readback where that many restarts have converged', async () => {
+    const sc = gaussian(4, 16, 4, 5);
+    const opts = { restarts: 256, iterations: 2000, seed: 3, readbackEvery: 50 };
+    const full = await attack(gpu(), sc, opts);
+    const early = await attack(gpu(), sc, { ...opts, stopAfter: 1 });
+    expect(early.stoppedBy).toBe('stop-after');
+    expect(early.restarts.counts.converged).toBeGreaterThanOrEqual(1);
+    expect(early.iterations).toBeLessThan(full.iterations);
+    expect(early.iterations % 50).toBe(0);
+    // The same restarts ran the same steps until the stop: the early run's converged restarts are
+    // those of the full run that had converged by then, and both recover the truth.
+    expect(full.restarts.counts.converged).toBeGreaterThanOrEqual(early.restarts.counts.converged);
+    expect(early.metrics!.success).toBe(true);
+    expect(full.metrics!.success).toBe(true);
   });
 
   it('rolls a non-finite restart back to its best point, freezes it and counts it', async () => {

@@ -261,7 +261,7 @@ describe('surface kernel', () => {
     }
   });
 
-  it('kernel variants (small B ≤ 2 with shared or per-point exps, general with uniform or storage constants) agree with each other and the CPU', async () => {
+  it('kernel variants (small B ≤ 2 with shared or per-point exps and fixed or run-time loops, general with uniform or storage constants) agree with each other and the CPU', async () => {
     for (const [B, D, K, reduction, soft] of [
       [1, 3, 2, 'mean', false],
       [2, 1, 1, 'mean', false],
@@ -275,23 +275,27 @@ describe('surface kernel', () => {
       for (const [name, o] of [
         ['small', { kernel: 'b2' }],
         ['smallExp', { kernel: 'b2', geometric: false }],
+        ['smallRuntime', { kernel: 'b2', fixedLoops: false }],
         ['uniform', { kernel: 'general' }],
         ['storage', { kernel: 'general', uniformConsts: false }],
       ] as const) {
         const h = createSurface(gpu(), s, plane, res, o);
         expect(h.kernel).toBe(name.startsWith('small') ? 'b2' : 'general');
-        expect(h.geometric).toBe(name === 'small');
+        expect(h.geometric).toBe(name === 'small' || name === 'smallRuntime');
+        expect(h.fixedLoops).toBe(name === 'small' || name === 'smallExp');
         fields[name] = (await h.render()) as Float32Array;
         h.destroy();
       }
       expect(createSurface(gpu(), s, plane, res).kernel, 'auto picks the small kernel').toBe('b2');
       const cpu = surfaceCpu(s, plane, res);
       for (let p = 0; p < res * res; p++) {
-        for (const name of ['small', 'smallExp', 'uniform', 'storage']) {
+        for (const name of ['small', 'smallExp', 'smallRuntime', 'uniform', 'storage']) {
           expect(Math.abs(fields[name][p] - cpu[p]), `${name} B=${B} point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
         }
       }
-      // Same constants, same arithmetic order: the general kernel's two constant sources agree bit for bit.
+      // Same arithmetic in the same order: K and r fixed (unrolled) or read at run time agree bit for bit,
+      // and so do the general kernel's two constant sources.
+      expect(Buffer.from(fields.small.buffer).equals(Buffer.from(fields.smallRuntime.buffer))).toBe(true);
       expect(Buffer.from(fields.uniform.buffer).equals(Buffer.from(fields.storage.buffer))).toBe(true);
     }
     // A grid too coarse for the shared exps (e^{−tu·15·h} beyond e^{±60}) falls back to per-point exps.

@@ -29,6 +29,7 @@ interface AttackFlags {
   readbackEvery: number;
   maxLabelings: number;
   polish: number;
+  stopAfter: number;
   png?: string;
   backend: 'webgpu' | 'cpu';
   adapter?: string;
@@ -92,6 +93,7 @@ export function registerAttack(program: Command): void {
     .option('--readback-every <n>', 'read the status back every n iterations (progress, early stop)', intArg(1, 100_000_000), 100)
     .option('--max-labelings <n>', 'with --labels infer: the most candidate labellings to attack', intArg(1, 4096), 16)
     .option('--polish <n>', 'refine the best n restarts on the host with float64 L-BFGS (0 = off)', intArg(0, 4096), 4)
+    .option('--stop-after <n>', 'stop once n restarts have converged (0 = off: run every restart to the end)', intArg(0, 1 << 20), 0)
     .option('--png <file>', 'PNG of true vs reconstructed images (default for image scenarios: next to --out)')
     .option('--json', 'print the result JSON on stdout');
   addBackendOptions(cmd).action(
@@ -113,6 +115,7 @@ export function registerAttack(program: Command): void {
         readbackEvery: f.readbackEvery,
         maxLabelings: f.maxLabelings,
         polish: f.polish,
+        stopAfter: f.stopAfter,
       });
       if (opts.method === 'analytic' && scenario.B !== 1) {
         throw new DlgInputError('--method', `'optimize' for B = ${scenario.B} (${ANALYTIC_B_EXPLANATION})`, `'analytic' with B = ${scenario.B}`);
