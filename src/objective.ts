@@ -6,6 +6,9 @@
  * Two kernel regimes:
  * - 'invocation' (shaders/objective_invocation.wgsl): one invocation per restart, all state in private
  *   registers. For tiny layers: D ≤ OBJECTIVE_CAPS.invocationMaxD, K ≤ invocationMaxK, any B.
+ * - 'stream' (shaders/objective_stream.wgsl): one invocation per restart, x′ streamed from memory
+ *   four features at a time, B and K fixed per pipeline (override constants). For large D with small
+ *   B·K: D a multiple of 4, B·K ≤ streamMaxBK, K ≤ streamMaxK.
  * - 'workgroup' (shaders/objective_workgroup.wgsl): one workgroup per restart, sums over the D input
  *   features reduced through workgroup memory. Needs K ≤ workgroupMaxK and B·K ≤ workgroupMaxBK.
  */
@@ -14,10 +17,11 @@ import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevi
 import { type Gradient, type Layer, normaliser } from './model.js';
 import commonSrc from '../shaders/objective_common.wgsl';
 import invocationSrc from '../shaders/objective_invocation.wgsl';
+import streamSrc from '../shaders/objective_stream.wgsl';
 import workgroupSrc from '../shaders/objective_workgroup.wgsl';
 import victimSrc from '../shaders/victim_gradient.wgsl';
 
-export type ObjectiveRegime = 'invocation' | 'workgroup';
+export type ObjectiveRegime = 'invocation' | 'stream' | 'workgroup';
 
 /** Size caps of the kernels' fixed arrays; they mirror the WGSL constants (a test checks that). */
 export const OBJECTIVE_CAPS = {
@@ -25,6 +29,12 @@ export const OBJECTIVE_CAPS = {
   invocationMaxD: 4,
   /** 'invocation': K ≤ this (MAX_K). */
   invocationMaxK: 4,
+  /** 'stream': B·K ≤ this (MAX_BK). */
+  streamMaxBK: 128,
+  /** 'stream': K ≤ this (MAX_K). */
+  streamMaxK: 16,
+  /** 'stream': D·K ≤ this (W and G in one 64 KiB uniform block, MAX_COLS vec4s). */
+  streamMaxDK: 8192,
   /** 'workgroup': K ≤ this (MAX_K). */
   workgroupMaxK: 64,
   /** 'workgroup': B·K ≤ this (MAX_BK). */
@@ -34,7 +44,7 @@ export const OBJECTIVE_CAPS = {
 } as const;
 
 /** Default workgroup sizes (WGSL `override WG`), tuned on lavapipe. */
-export const OBJECTIVE_DEFAULT_WG: Record<ObjectiveRegime, number> = { invocation: 64, workgroup: 64 };
+export const OBJECTIVE_DEFAULT_WG: Record<ObjectiveRegime, number> = { invocation: 64, stream: 64, workgroup: 64 };
 
 export interface ObjectiveOptions {
   layer: Layer;
@@ -49,7 +59,7 @@ export interface ObjectiveOptions {
 export interface ObjectiveHandle {
   readonly P: number;
   readonly regime: ObjectiveRegime;
-  /** The WGSL entry point used (see objectiveEntryPoint). */
+  /** The WGSL entry point used (see objectiveEntryPoint; 'objectiveStream*' for the stream regime's three passes). */
   readonly entryPoint: string;
   /** Device buffers, for callers that chain their own kernels: x (P·B·D f32, read), loss (P f32), grad (P·B·D f32). */
   readonly buffers: { readonly x: GPUBuffer; readonly loss: GPUBuffer; readonly grad: GPUBuffer };
@@ -69,19 +79,26 @@ export function objectiveFits(regime: ObjectiveRegime, B: number, D: number, K: 
   if (regime === 'invocation') {
     return D <= OBJECTIVE_CAPS.invocationMaxD && K <= OBJECTIVE_CAPS.invocationMaxK;
   }
+  if (regime === 'stream') {
+    const c = OBJECTIVE_CAPS;
+    return D % 4 === 0 && K <= c.streamMaxK && B * K <= c.streamMaxBK && D * K <= c.streamMaxDK;
+  }
   return K <= OBJECTIVE_CAPS.workgroupMaxK && B * K <= OBJECTIVE_CAPS.workgroupMaxBK;
 }
 
-/** What `auto` picks: the register kernel when it fits, else a workgroup per restart. */
+/** What `auto` picks: the register kernel when it fits, else the streaming one, else a workgroup per restart. */
 export function chooseRegime(B: number, D: number, K: number): ObjectiveRegime {
-  return objectiveFits('invocation', B, D, K) ? 'invocation' : 'workgroup';
+  if (objectiveFits('invocation', B, D, K)) return 'invocation';
+  return objectiveFits('stream', B, D, K) ? 'stream' : 'workgroup';
 }
 
 function capsText(regime: ObjectiveRegime): string {
   const c = OBJECTIVE_CAPS;
-  return regime === 'invocation'
-    ? `D ≤ ${c.invocationMaxD} (MAX_D) and K ≤ ${c.invocationMaxK} (MAX_K) for the 'invocation' kernel`
-    : `K ≤ ${c.workgroupMaxK} (MAX_K) and B·K ≤ ${c.workgroupMaxBK} (MAX_BK) for the 'workgroup' kernel`;
+  if (regime === 'invocation') return `D ≤ ${c.invocationMaxD} (MAX_D) and K ≤ ${c.invocationMaxK} (MAX_K) for the 'invocation' kernel`;
+  if (regime === 'stream') {
+    return `D a multiple of 4, K ≤ ${c.streamMaxK} (MAX_K), B·K ≤ ${c.streamMaxBK} (MAX_BK) and D·K ≤ ${c.streamMaxDK} (MAX_COLS) for the 'stream' kernel`;
+  }
+  return `K ≤ ${c.workgroupMaxK} (MAX_K) and B·K ≤ ${c.workgroupMaxBK} (MAX_BK) for the 'workgroup' kernel`;
 }
 
 function requireFiniteArray(field: string, v: ArrayLike<number> | undefined, len: number): void {
@@ -128,40 +145,66 @@ function requireWorkgroupSize(device: GPUDevice, regime: ObjectiveRegime, wg: nu
 /** Bindings of the objective and victim-gradient kernels: params, layer constants, input, two outputs. */
 const OBJECTIVE_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
 
-/** Explicit layout shared by both objective kernels: uniform, layer constants, x, loss, grad. */
+/** Explicit layouts: uniform, layer constants, x, loss, grad (+ per-restart scratch for the stream kernels). */
 const objectiveLayouts = perDevice((device) => {
   const bindGroupLayout = computeBindGroupLayout(device, 'objective.bindGroupLayout', OBJECTIVE_BINDINGS);
   const pipelineLayout = device.createPipelineLayout({ label: 'objective.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
-  return { bindGroupLayout, pipelineLayout, modules: new Map<ObjectiveRegime, GPUShaderModule>(), pipelines: new Map<string, GPUComputePipeline>() };
+  const streamBindGroupLayout = computeBindGroupLayout(device, 'objective.streamBindGroupLayout', [...OBJECTIVE_BINDINGS, 'storage', 'uniform']);
+  const streamPipelineLayout = device.createPipelineLayout({ label: 'objective.streamPipelineLayout', bindGroupLayouts: [streamBindGroupLayout] });
+  return {
+    bindGroupLayout,
+    pipelineLayout,
+    streamBindGroupLayout,
+    streamPipelineLayout,
+    modules: new Map<ObjectiveRegime, GPUShaderModule>(),
+    pipelines: new Map<string, GPUComputePipeline>(),
+  };
 });
+
+/** The stream regime's passes, in dispatch order (shaders/objective_stream.wgsl). */
+export const STREAM_ENTRY_POINTS = ['objectiveStreamLogits', 'objectiveStreamResidual', 'objectiveStreamGradient'] as const;
 
 /** The entry point a regime runs for these sizes: the invocation family has a straight-line D = K = 1, B ≤ 2 path. */
 export function objectiveEntryPoint(regime: ObjectiveRegime, B: number, D: number, K: number): string {
   if (regime === 'workgroup') return 'objectiveWorkgroup';
+  if (regime === 'stream') return 'objectiveStream*';
   return D === 1 && K === 1 && B <= 2 ? 'objectivePair' : 'objectiveInvocation';
 }
 
-function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoint: string, wg: number): GPUComputePipeline {
+function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoint: string, wg: number, B: number, K: number): GPUComputePipeline {
   const c = objectiveLayouts(device);
-  const key = `${entryPoint}:${wg}`;
+  // The stream kernel is specialised for (B, K): its loops over rows and outputs unroll.
+  const fixed: Record<string, number> = regime === 'stream' ? { FB: B, FK: K } : {};
+  const key = `${entryPoint}:${wg}:${regime === 'stream' ? `${B}x${K}` : ''}`;
   let pipeline = c.pipelines.get(key);
   if (!pipeline) {
     let module = c.modules.get(regime);
     if (!module) {
       module = device.createShaderModule({
         label: `objective.${regime}.module`,
-        code: commonSrc + '\n' + (regime === 'invocation' ? invocationSrc : workgroupSrc),
+        code: commonSrc + '\n' + (regime === 'invocation' ? invocationSrc : regime === 'stream' ? streamSrc : workgroupSrc),
       });
       c.modules.set(regime, module);
     }
     pipeline = device.createComputePipeline({
       label: `objective.${entryPoint}.pipeline`,
-      layout: c.pipelineLayout,
-      compute: { module, entryPoint, constants: { WG: wg } },
+      layout: regime === 'stream' ? c.streamPipelineLayout : c.pipelineLayout,
+      compute: { module, entryPoint, constants: { WG: wg, ...fixed } },
     });
     c.pipelines.set(key, pipeline);
   }
   return pipeline;
+}
+
+/** The stream kernels' column block: W then G, each as vec4s over four features, [d4·K + k]. */
+function streamColumns(W: ArrayLike<number>, G: ArrayLike<number>, D: number, K: number): Float32Array {
+  const out = new Float32Array(2 * D * K);
+  for (const [m, M] of [[0, W], [1, G]] as const) {
+    for (let d = 0; d < D; d++) {
+      for (let k = 0; k < K; k++) out[m * D * K + 4 * ((d >> 2) * K + k) + (d & 3)] = M[d * K + k];
+    }
+  }
+  return out;
 }
 
 /** W | b | y | G | g as f32, the `layer` buffer both objective kernels read. */
@@ -188,7 +231,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   if (typeof opts.target !== 'object' || opts.target === null) throw new DlgInputError('target', 'a gradient {W, b}', describe(opts.target));
   requireFiniteArray(`target.W (D×K = ${D}×${K})`, opts.target.W, D * K);
   requireFiniteArray(`target.b (K = ${K})`, opts.target.b, K);
-  const asked = opts.regime === undefined ? 'auto' : requireOneOf('regime', opts.regime, ['auto', 'invocation', 'workgroup'] as const);
+  const asked = opts.regime === undefined ? 'auto' : requireOneOf('regime', opts.regime, ['auto', 'invocation', 'stream', 'workgroup'] as const);
   const regime: ObjectiveRegime = asked === 'auto' ? chooseRegime(B, D, K) : asked;
   if (!objectiveFits(regime, B, D, K)) {
     throw new DlgInputError(`layer sizes for the '${regime}' regime`, capsText(regime), `B=${B}, D=${D}, K=${K}`);
@@ -209,32 +252,39 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   checkBindingSize(device, `layer constants (W, b, y, G, g: ${packed.length} f32)`, packed.length * 4);
   // objectivePair advances four restarts per invocation.
   const perInvocation = objectiveEntryPoint(regime, B, D, K) === 'objectivePair' ? 4 : 1;
-  const groups = regime === 'invocation' ? Math.ceil(P / (wg * perInvocation)) : P;
+  const groups = regime === 'workgroup' ? P : Math.ceil(P / (wg * perInvocation));
   const [gx, gy] = dispatch2d(device, groups);
   const maxDim = device.limits.maxComputeWorkgroupsPerDimension;
   if (gy > maxDim) {
-    throw new DlgInputError('P', `at most ${maxDim * maxDim * (regime === 'invocation' ? wg : 1)} restarts (this device's maxComputeWorkgroupsPerDimension², ${maxDim})`, String(P));
+    throw new DlgInputError('P', `at most ${maxDim * maxDim * (regime === 'workgroup' ? 1 : wg)} restarts (this device's maxComputeWorkgroupsPerDimension², ${maxDim})`, String(P));
   }
 
   const entryPoint = objectiveEntryPoint(regime, B, D, K);
-  const pipeline = objectivePipeline(device, regime, entryPoint, wg);
-  const { bindGroupLayout } = objectiveLayouts(device);
+  const stream = regime === 'stream';
+  const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, K));
+  const layouts = objectiveLayouts(device);
   const params = uniformBuffer(device, `${label}.params`, 48);
   const layerBuf = storageBuffer(device, `${label}.layer`, packed.byteLength);
   const xBuf = storageBuffer(device, `${label}.x`, P * BD * 4);
   const lossBuf = storageBuffer(device, `${label}.loss`, P * 4);
   const gradBuf = storageBuffer(device, `${label}.grad`, P * BD * 4);
+  // stream: e and s/t (2·B·K floats) per restart, between its three passes
+  const scratchBuf = stream ? storageBuffer(device, `${label}.scratch`, P * 2 * B * K * 4) : null;
+  // stream: W and G by vec4 of features (see shaders/objective_stream.wgsl), in a 64 KiB uniform block
+  const colsBuf = stream ? uniformBuffer(device, `${label}.columns`, 4 * 4 * 4096) : null;
+  if (colsBuf) writeF32(device, colsBuf, streamColumns(opts.layer.W, opts.target.W, D, K));
   device.queue.writeBuffer(params, 0, u);
   writeF32(device, layerBuf, packed);
   const bindGroup = device.createBindGroup({
     label: `${label}.bindGroup`,
-    layout: bindGroupLayout,
+    layout: stream ? layouts.streamBindGroupLayout : layouts.bindGroupLayout,
     entries: [
       { binding: 0, resource: { buffer: params } },
       { binding: 1, resource: { buffer: layerBuf } },
       { binding: 2, resource: { buffer: xBuf } },
       { binding: 3, resource: { buffer: lossBuf } },
       { binding: 4, resource: { buffer: gradBuf } },
+      ...(scratchBuf && colsBuf ? [{ binding: 5, resource: { buffer: scratchBuf } }, { binding: 6, resource: { buffer: colsBuf } }] : []),
     ],
   });
   const readback = new Readback(device, `${label}.readback`);
@@ -243,16 +293,16 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   let queue: Promise<unknown> = Promise.resolve();
 
   const dispatch = (pass: GPUComputePassEncoder): void => {
-    pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(gx, gy);
+    for (const pipeline of pipelines) {
+      pass.setPipeline(pipeline);
+      pass.dispatchWorkgroups(gx, gy);
+    }
   };
   const encode = (encoder: GPUCommandEncoder, repeats = 1): void => {
     requirePositiveInt('repeats', repeats);
     const pass = encoder.beginComputePass({ label: `${label}.pass` });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    for (let r = 0; r < repeats; r++) pass.dispatchWorkgroups(gx, gy);
+    for (let r = 0; r < repeats; r++) dispatch(pass);
     pass.end();
   };
 
@@ -285,7 +335,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
     },
     destroy() {
       destroyed = true;
-      for (const b of [params, layerBuf, xBuf, lossBuf, gradBuf]) b.destroy();
+      for (const b of [params, layerBuf, xBuf, lossBuf, gradBuf, scratchBuf, colsBuf]) b?.destroy();
       readback.destroy();
     },
   };

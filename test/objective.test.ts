@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DlgInputError } from '../src/errors.js';
 import { type Gradient, type Layer, type Reduction, gradientNormSq, matchL2, matchL2Batched, residuals, victimGradient } from '../src/model.js';
-import { OBJECTIVE_CAPS, type ObjectiveRegime, createObjective, createVictimGradient } from '../src/objective.js';
+import { OBJECTIVE_CAPS, type ObjectiveRegime, chooseRegime, createObjective, createVictimGradient } from '../src/objective.js';
 import { Rng } from '../src/rng.js';
 import { expectClose, relError, useGpu } from './helpers.js';
 
@@ -141,9 +141,9 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('objective kernels vs the float64 reference', () => {
   for (const reduction of ['mean', 'sum'] as const) {
-    for (const regime of ['invocation', 'workgroup'] as const) {
-      it(`B=1 D=1 K=1, ${regime}, ${reduction}`, async () => {
-        const c = makeCase(11, 1, 1, 1, 5, reduction);
+    for (const regime of ['invocation', 'stream', 'workgroup'] as const) {
+      it(`B=1 D=${regime === 'stream' ? 4 : 1} K=1, ${regime}, ${reduction}`, async () => {
+        const c = makeCase(11, 1, regime === 'stream' ? 4 : 1, 1, 5, reduction);
         const out = await evaluate(c, regime);
         expect(out.regime).toBe(regime);
         checkAgainstCpu(c, out, range(c.P));
@@ -161,11 +161,14 @@ describe('objective kernels vs the float64 reference', () => {
     });
   }
 
-  it('B=8 D=784 K=10 P=256 (auto → workgroup), mean', async () => {
+  it('B=8 D=784 K=10 P=256 (auto → stream; and the workgroup regime), mean', async () => {
     const c = makeCase(31, 8, 784, 10, 256, 'mean');
     const out = await evaluate(c);
-    expect(out.regime).toBe('workgroup');
+    expect(out.regime).toBe('stream');
     checkAgainstCpu(c, out, range(c.P));
+    const wg = await evaluate(c, 'workgroup');
+    expect(wg.regime).toBe('workgroup');
+    checkAgainstCpu(c, wg, range(c.P));
   });
 
   for (const [B, D, K, P, reduction] of [
@@ -178,7 +181,10 @@ describe('objective kernels vs the float64 reference', () => {
     [2, 1, 1, 7, 'mean'], // objectivePair, four restarts per invocation: a partly empty last invocation
     [1, 1, 1, 5, 'sum'], // objectivePair with B = 1 (row 1 masked) and P % 4 = 1
     [2, 1, 1, 1, 'sum'], // objectivePair: one restart, three idle lanes
-    [13, 20, 17, 5, 'mean'], // workgroup: 3 row chunks of ACC / K = 4 rows
+    [13, 20, 17, 5, 'mean'], // workgroup (K > 16): 3 row chunks of ACC / K = 4 rows
+    [9, 36, 14, 67, 'sum'], // stream: B·K = 126, P not a multiple of the workgroup size
+    [9, 33, 14, 5, 'mean'], // the same with D % 4 ≠ 0: workgroup
+    [2, 1028, 8, 3, 'mean'], // D·K = 8224 > 8192 (the stream column block): workgroup
     [100, 9, 3, 2, 'sum'], // workgroup: 4 row chunks
   ] as const) {
     it(`non-power-of-two B=${B} D=${D} K=${K} P=${P}, ${reduction}`, async () => {
@@ -189,14 +195,16 @@ describe('objective kernels vs the float64 reference', () => {
   }
 
   for (const reduction of ['mean', 'sum'] as const) {
-    it(`both regimes agree on B=5 D=3 K=4 (${reduction}) and match the reference`, async () => {
-      const c = makeCase(41, 5, 3, 4, 200, reduction);
+    it(`the three regimes agree on B=5 D=4 K=4 (${reduction}) and match the reference`, async () => {
+      const c = makeCase(41, 5, 4, 4, 200, reduction);
       const inv = await evaluate(c, 'invocation');
+      const st = await evaluate(c, 'stream');
       const wg = await evaluate(c, 'workgroup');
-      checkAgainstCpu(c, inv, range(c.P));
-      checkAgainstCpu(c, wg, range(c.P));
-      expect(relError(inv.loss, wg.loss)).toBeLessThan(1e-5);
-      expect(relError(inv.grad, wg.grad)).toBeLessThan(1e-5);
+      for (const out of [inv, st, wg]) checkAgainstCpu(c, out, range(c.P));
+      for (const out of [st, wg]) {
+        expect(relError(inv.loss, out.loss)).toBeLessThan(1e-5);
+        expect(relError(inv.grad, out.grad)).toBeLessThan(1e-5);
+      }
     });
   }
 
@@ -218,6 +226,7 @@ describe('objective kernels vs the float64 reference', () => {
   it('workgroupSize is a tuning knob: other sizes give the same answer', async () => {
     const c = makeCase(61, 6, 200, 10, 4, 'mean');
     checkAgainstCpu(c, await evaluate(c, 'workgroup', 16), range(c.P));
+    checkAgainstCpu(c, await evaluate(c, 'stream', 16), range(c.P));
     const ci = makeCase(62, 2, 1, 1, 1000, 'mean');
     checkAgainstCpu(ci, await evaluate(ci, 'invocation', 256), range(ci.P));
   });
@@ -264,15 +273,29 @@ describe('determinism and handle behaviour', () => {
     }
   });
 
+  it('auto picks invocation, then stream (D % 4 = 0, small B·K, D·K ≤ 8192), then workgroup', () => {
+    expect(chooseRegime(2, 1, 1)).toBe('invocation');
+    expect(chooseRegime(8, 784, 10)).toBe('stream');
+    expect(chooseRegime(16, 64, 8)).toBe('stream');
+    expect(chooseRegime(8, 786, 10)).toBe('workgroup'); // D % 4 ≠ 0
+    expect(chooseRegime(16, 64, 10)).toBe('workgroup'); // B·K = 160 > 128
+    expect(chooseRegime(2, 1028, 8)).toBe('workgroup'); // D·K > 8192
+    expect(chooseRegime(2, 64, 17)).toBe('workgroup'); // K > 16
+  });
+
   it('the WGSL caps match OBJECTIVE_CAPS', () => {
     const inv = readFileSync('shaders/objective_invocation.wgsl', 'utf8');
     const wg = readFileSync('shaders/objective_workgroup.wgsl', 'utf8');
+    const st = readFileSync('shaders/objective_stream.wgsl', 'utf8');
     const constOf = (src: string, name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
     expect(constOf(inv, 'MAX_D')).toBe(OBJECTIVE_CAPS.invocationMaxD);
     expect(constOf(inv, 'MAX_K')).toBe(OBJECTIVE_CAPS.invocationMaxK);
     expect(constOf(wg, 'MAX_K')).toBe(OBJECTIVE_CAPS.workgroupMaxK);
     expect(constOf(wg, 'MAX_BK')).toBe(OBJECTIVE_CAPS.workgroupMaxBK);
     expect(constOf(wg, 'ACC')).toBe(OBJECTIVE_CAPS.workgroupAccumulators);
+    expect(constOf(st, 'MAX_K')).toBe(OBJECTIVE_CAPS.streamMaxK);
+    expect(constOf(st, 'MAX_BK')).toBe(OBJECTIVE_CAPS.streamMaxBK);
+    expect((constOf(st, 'MAX_COLS') * 4) / 2).toBe(OBJECTIVE_CAPS.streamMaxDK); // W and G, D·K floats each
   });
 });
 
