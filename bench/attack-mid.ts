@@ -54,7 +54,7 @@ for (const [B, D, K] of sizes) {
     const x0 = inputs(P * B * D, 2);
     const variants: { name: string; tuning: EngineTuning }[] = [
       { name: 'current', tuning: {} },
-      { name: 'workgroup', tuning: { midKernel: false } },
+      { name: 'workgroup', tuning: { midKernel: false, streamKernel: false } },
     ].filter((v) => !(args['current-only'] && v.name === 'workgroup'));
     const res = await withErrorScopes(dlg.device, `bench ${B},${D},${K}`, async () => {
       const es = variants.map((v) => createAttackEngine(dlg.device, { ...base, P, label: `bench.mid.${v.name}` }, v.tuning));

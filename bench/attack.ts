@@ -92,7 +92,7 @@ for (const c of configs) {
     ? { seconds: median(genericSamples), restartItersPerSec: (c.P * c.iters) / median(genericSamples), pairSpeedup: median(genericSamples) / gpuS }
     : undefined;
   emit('attack', {
-    B: c.B, D: c.D, K: c.K, optimizer, kernel: pair ? 'invocation/pair' : engineKernel(c.B, c.D, c.K),
+    B: c.B, D: c.D, K: c.K, optimizer, kernel: pair ? 'invocation/pair' : engineKernel(c.B, c.D, c.K, optimizer),
     gpu: { P: c.P, iterations: c.iters, seconds: gpuS, restartItersPerSec: gpuRate, ...tuning },
     ...(generic ? { genericInvocationKernel: generic } : {}),
     cpu: { P: c.cpuP, iterations: c.cpuIters, seconds: cpuS, restartItersPerSec: cpuRate },

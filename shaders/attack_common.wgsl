@@ -1,5 +1,5 @@
-// Shared by attack_invocation.wgsl, attack_workgroup.wgsl and attack_pair.wgsl (prepended as text by
-// src/engine.ts): one uniform layout, one set of bindings, one per-restart status record.
+// Shared by every attack kernel (prepended as text by src/engine.ts): one uniform layout, one set of
+// bindings, one per-restart status record.
 
 struct Params {
   B: u32, D: u32, K: u32, BD: u32,
@@ -15,8 +15,6 @@ struct RestartStat { loss: f32, bestLoss: f32, status: u32, iters: u32 }
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> lay: array<f32>;       // W (D×K) then b (K)
 @group(0) @binding(2) var<storage, read> grp: array<f32>;       // per group: y (B×K), G (D×K), g (K), tolAbs, ‖(G, g)‖
-@group(0) @binding(3) var<storage, read_write> xs: array<f32>;  // current x, total×B×D
-@group(0) @binding(4) var<storage, read_write> bests: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stat: array<RestartStat>;
-@group(0) @binding(6) var<storage, read_write> opt: array<f32>; // optimizer state, optStride per restart
-                                                                // (pair: gd v (B); adam m (B) then v (B))
+// Bindings 3 (x), 4 (best points) and 6 (optimizer state): attack_rows.wgsl (f32 views) or
+// attack_stream.wgsl (vec4 views).

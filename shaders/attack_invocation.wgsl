@@ -26,7 +26,7 @@ override CB: u32 = 2u;
 override CD: u32 = 1u;
 override CK: u32 = 1u;
 
-// Params, RestartStat and bindings 0–6: attack_common.wgsl.
+// Params, RestartStat and bindings 0–6: attack_common.wgsl and attack_rows.wgsl.
 
 var<private> x: array<f32, MAX_BD>;
 var<private> gr: array<f32, MAX_BD>;

@@ -15,7 +15,7 @@ override WG: u32 = 64u;
 // Groups of four restarts (vec4 "quads") per invocation: 1 or 2 (tuning knob, see src/engine.ts).
 override QUADS: u32 = 1u;
 
-// Params, RestartStat and bindings 0–6: attack_common.wgsl.
+// Params, RestartStat and bindings 0–6: attack_common.wgsl and attack_rows.wgsl.
 
 const NOT_A_RESTART: u32 = 3u;  // status of the missing partners when 4 ∤ total
 

@@ -20,7 +20,7 @@ const CURV_EPS: f32 = 1e-7;
 override WG: u32 = 64u;   // invocations per restart
 override RC: u32 = 64u;   // values summed per reduction round (WG·RC floats of shared memory)
 
-// Params, RestartStat and bindings 0–6: attack_common.wgsl.
+// Params, RestartStat and bindings 0–6: attack_common.wgsl and attack_rows.wgsl.
 
 var<workgroup> red: array<f32, WG * RC>;
 var<workgroup> outS: array<f32, MAX_BK>;

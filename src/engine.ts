@@ -14,6 +14,10 @@
  *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
  *    attack_pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
  *    vec4 components, which gives lavapipe independent dependency chains to overlap (usesPairKernel).
+ *  - attack_stream.wgsl: one invocation per restart for large D with small B·K (gd/adam, l2 loss,
+ *    D % 4 = 0, B·K ≤ 256, K ≤ 16, D·K ≤ 8188; e.g. (8,784,10), digits' (8,64,10)): x′ streamed from
+ *    memory as vec4s in three passes per iteration, W and the group's G in a uniform block, B and K
+ *    fixed per pipeline. Each group (scenario) is its own dispatch, with its own block.
  *  - attack_workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
@@ -25,7 +29,9 @@
 import invocationSrc from '../shaders/attack_invocation.wgsl';
 import workgroupSrc from '../shaders/attack_workgroup.wgsl';
 import pairSrc from '../shaders/attack_pair.wgsl';
+import streamSrc from '../shaders/attack_stream.wgsl';
 import commonSrc from '../shaders/attack_common.wgsl';
+import rowsSrc from '../shaders/attack_rows.wgsl';
 import {
   type EngineHandle,
   type EngineOptions,
@@ -38,6 +44,7 @@ import {
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
 import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
+import { streamColumns } from './objective.js';
 
 export * from './engine-cpu.js';
 
@@ -45,6 +52,8 @@ export * from './engine-cpu.js';
 export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
 /** Larger caps of the invocation kernel for gd/adam (array sizes MAX_BD, MAX_DK, MAX_BK in the shader). */
 export const MID_CAPS = { BD: 256, DK: 128, BK: 256, K: 16, BDK: 1024 } as const;
+/** Caps of the stream kernel (attack_stream.wgsl: MAX_BK, MAX_K, and W + G in 4095 vec4s). */
+export const STREAM_CAPS = { BK: 256, K: 16, DK: 8188 } as const;
 /** Caps of the workgroup kernel (attack_workgroup.wgsl): rows per invocation × B or K ≤ 128. */
 export const WORKGROUP_CAPS = { B: 16, K: 16, rowsTimesBK: 128, maxWorkgroup: 256 } as const;
 
@@ -53,6 +62,8 @@ const WORKGROUP_WG = 64;
 /** Iterations per dispatch: long enough to amortise launches, short enough to keep a GPU responsive. */
 const INVOCATION_ITERS_PER_DISPATCH = 512;
 const WORKGROUP_ITERS_PER_DISPATCH = 16;
+const STREAM_WG = 64;
+const STREAM_ITERS_PER_DISPATCH = 16;
 const PAIR_WG = 64;
 /** attack_pair.wgsl advances 4·QUADS restarts per invocation (vec4 components: independent chains to overlap). */
 const PAIR_QUADS = 1;
@@ -67,14 +78,23 @@ export interface EngineTuning {
   pairQuads?: number;
   /** false: gd/adam beyond INVOCATION_CAPS run on the workgroup kernel instead of the invocation kernel (MID_CAPS). */
   midKernel?: boolean;
+  /** false: problems within STREAM_CAPS run on the workgroup kernel instead of the stream kernel. */
+  streamKernel?: boolean;
 }
 
-export type EngineKernel = 'invocation' | 'workgroup';
+export type EngineKernel = 'invocation' | 'stream' | 'workgroup';
+
+/** Whether the stream kernel can run a problem (gd/adam, l2 loss, D % 4 = 0, within STREAM_CAPS). */
+export function fitsStream(B: number, D: number, K: number, optimizer?: string, loss = 'l2'): boolean {
+  const c = STREAM_CAPS;
+  return (optimizer === 'gd' || optimizer === 'adam') && loss === 'l2' && D % 4 === 0 && B * K <= c.BK && K <= c.K && D * K <= c.DK;
+}
 
 /** Which kernel a problem runs on (throws DlgInputError beyond the workgroup kernel's caps). */
-export function engineKernel(B: number, D: number, K: number, optimizer?: string, tuning: EngineTuning = {}): EngineKernel {
+export function engineKernel(B: number, D: number, K: number, optimizer?: string, tuning: EngineTuning = {}, loss = 'l2'): EngineKernel {
   if (fitsInvocation(B, D, K)) return 'invocation';
   if (tuning.midKernel !== false && fitsMid(B, D, K, optimizer)) return 'invocation';
+  if (tuning.streamKernel !== false && fitsStream(B, D, K, optimizer, loss)) return 'stream';
   if (B > WORKGROUP_CAPS.B) throw new DlgInputError('layer.B', `at most ${WORKGROUP_CAPS.B} for the GPU attack engine`, String(B));
   if (K > WORKGROUP_CAPS.K) throw new DlgInputError('layer.K', `at most ${WORKGROUP_CAPS.K} for the GPU attack engine`, String(K));
   return 'workgroup'; // (lbfgs also bounds D: see workgroupSize)
@@ -111,14 +131,19 @@ function workgroupSize(B: number, D: number, K: number, maxInvocations: number):
   return wg;
 }
 
+const ATTACK_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage'];
+
 const layoutFor = perDevice((device: GPUDevice) => {
-  const bindGroupLayout = computeBindGroupLayout(device, 'attack.bindGroupLayout', [
-    'uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage',
-  ]);
+  const bindGroupLayout = computeBindGroupLayout(device, 'attack.bindGroupLayout', ATTACK_BINDINGS);
   const pipelineLayout = device.createPipelineLayout({ label: 'attack.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
+  // the stream kernel adds binding 7: its group's uniform block (W and G columns)
+  const streamBindGroupLayout = computeBindGroupLayout(device, 'attack.streamBindGroupLayout', [...ATTACK_BINDINGS, 'uniform']);
+  const streamPipelineLayout = device.createPipelineLayout({ label: 'attack.streamPipelineLayout', bindGroupLayouts: [streamBindGroupLayout] });
   return {
     bindGroupLayout,
     pipelineLayout,
+    streamBindGroupLayout,
+    streamPipelineLayout,
     modules: new Map<ShaderKernel, GPUShaderModule>(),
     pipelines: new Map<string, GPUComputePipeline>(),
   };
@@ -126,9 +151,10 @@ const layoutFor = perDevice((device: GPUDevice) => {
 
 type ShaderKernel = EngineKernel | 'pair';
 const SHADERS: Record<ShaderKernel, string> = {
-  invocation: commonSrc + invocationSrc,
-  workgroup: commonSrc + workgroupSrc,
-  pair: commonSrc + pairSrc,
+  invocation: commonSrc + rowsSrc + invocationSrc,
+  workgroup: commonSrc + rowsSrc + workgroupSrc,
+  pair: commonSrc + rowsSrc + pairSrc,
+  stream: commonSrc + streamSrc,
 };
 
 /**
@@ -151,7 +177,7 @@ function pipelineFor(device: GPUDevice, kernel: ShaderKernel, entry: string, con
     }
     p = device.createComputePipeline({
       label: `attack.${kernel}.${entry}Pipeline`,
-      layout: cache.pipelineLayout,
+      layout: kernel === 'stream' ? cache.streamPipelineLayout : cache.pipelineLayout,
       compute: { module, entryPoint: entry, constants },
     });
     cache.pipelines.set(key, p);
@@ -215,7 +241,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   const o = resolveEngineOptions(opts);
   const { B, D, K, total } = o;
   const BD = B * D;
-  const kernel = engineKernel(B, D, K, o.optimizer, tuning);
+  const kernel = engineKernel(B, D, K, o.optimizer, tuning, o.loss);
   const label = o.label;
   const optStride = optimizerStride(o);
   checkBindingSize(device, 'P', total * optStride * 4);
@@ -224,7 +250,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   checkTuning(device, tuning);
   const pair = kernel === 'invocation' && usesPairKernel(o) && tuning.pairKernel !== false;
   const shader: ShaderKernel = pair ? 'pair' : kernel;
-  const entry = pair ? `pair_${o.optimizer}` : `main_${o.optimizer}`;
+  const entry = pair ? `pair_${o.optimizer}` : kernel === 'stream' ? `stream_${o.optimizer}` : `main_${o.optimizer}`;
   let wg: number;
   let constants: Record<string, number>;
   let workgroups: number;
@@ -237,6 +263,10 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     wg = INVOCATION_WG;
     constants = { WG: wg, ...invocationCapacities(B, D, K) };
     workgroups = Math.ceil(total / wg);
+  } else if (kernel === 'stream') {
+    wg = STREAM_WG;
+    constants = { WG: wg, FB: B, FK: K };
+    workgroups = Math.ceil(o.P / wg); // per group: each group is its own dispatch
   } else {
     // gd/adam stream rows from memory (any number of rows per invocation); lbfgs keeps rows in
     // private arrays, which bounds rows per invocation.
@@ -258,7 +288,13 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   }
   const [dx, dy] = dispatch2d(device, workgroups);
   const pipeline = pipelineFor(device, shader, entry, constants);
-  const itersPerDispatch = pair ? (tuning.pairItersPerDispatch ?? PAIR_ITERS_PER_DISPATCH) : kernel === 'invocation' ? INVOCATION_ITERS_PER_DISPATCH : WORKGROUP_ITERS_PER_DISPATCH;
+  const itersPerDispatch = pair
+    ? (tuning.pairItersPerDispatch ?? PAIR_ITERS_PER_DISPATCH)
+    : kernel === 'invocation'
+      ? INVOCATION_ITERS_PER_DISPATCH
+      : kernel === 'stream'
+        ? STREAM_ITERS_PER_DISPATCH
+        : WORKGROUP_ITERS_PER_DISPATCH;
 
   const cache = layoutFor(device);
   const paramsFull = uniformBuffer(device, `${label}.paramsFull`, PARAMS_BYTES);
@@ -276,14 +312,27 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   device.queue.writeBuffer(layBuf, 0, lay);
   device.queue.writeBuffer(grpBuf, 0, grpData);
   device.queue.writeBuffer(paramsFull, 0, packParams(o, itersPerDispatch, dx, optStride));
-  const bind = (params: GPUBuffer, which: string): GPUBindGroup =>
+  // stream: one uniform block per group, [group index, 0, 0, 0 | W columns | the group's G columns]
+  const colBufs =
+    kernel === 'stream'
+      ? o.groups.map((g, i) => {
+          const buf = uniformBuffer(device, `${label}.columns${i}`, 65536);
+          const data = new ArrayBuffer(16 + 8 * D * K);
+          new Uint32Array(data, 0, 4).set([i, 0, 0, 0]);
+          new Float32Array(data, 16).set(streamColumns(o.W, g.target.W, D, K));
+          device.queue.writeBuffer(buf, 0, data);
+          return buf;
+        })
+      : [null];
+  const bind = (params: GPUBuffer, which: string, cols: GPUBuffer | null): GPUBindGroup =>
     device.createBindGroup({
       label: `${label}.${which}BindGroup`,
-      layout: cache.bindGroupLayout,
-      entries: [params, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      layout: cols ? cache.streamBindGroupLayout : cache.bindGroupLayout,
+      entries: [params, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, ...(cols ? [cols] : [])].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-  const bgFull = bind(paramsFull, 'full');
-  const bgRest = bind(paramsRest, 'rest');
+  // one bind group per group for the stream kernel (its dispatches), else one in all
+  const bgFull = colBufs.map((c, i) => bind(paramsFull, `full${i}`, c));
+  const bgRest = colBufs.map((c, i) => bind(paramsRest, `rest${i}`, c));
   const readback = new Readback(device, `${label}.readback`);
   let hasInputs = false;
   let destroyed = false;
@@ -323,12 +372,16 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
       const pass = enc.beginComputePass({ label: `${label}.runPass` });
       pass.setPipeline(pipeline);
       for (let i = 0; i < full; i++) {
-        pass.setBindGroup(0, bgFull);
-        pass.dispatchWorkgroups(dx, dy);
+        for (const bg of bgFull) {
+          pass.setBindGroup(0, bg);
+          pass.dispatchWorkgroups(dx, dy);
+        }
       }
       if (rest > 0) {
-        pass.setBindGroup(0, bgRest);
-        pass.dispatchWorkgroups(dx, dy);
+        for (const bg of bgRest) {
+          pass.setBindGroup(0, bg);
+          pass.dispatchWorkgroups(dx, dy);
+        }
       }
       pass.end();
       device.queue.submit([enc.finish()]);
@@ -356,7 +409,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
       if (destroyed) return;
       destroyed = true;
       readback.destroy();
-      for (const b of [paramsFull, paramsRest, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf]) b.destroy();
+      for (const b of [paramsFull, paramsRest, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, ...colBufs]) b?.destroy();
     },
   };
 }

@@ -196,8 +196,8 @@ function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoin
   return pipeline;
 }
 
-/** The stream kernels' column block: W then G, each as vec4s over four features, [d4·K + k]. */
-function streamColumns(W: ArrayLike<number>, G: ArrayLike<number>, D: number, K: number): Float32Array {
+/** The stream kernels' column block (objective and attack): W then G, each as vec4s over four features, [d4·K + k]. */
+export function streamColumns(W: ArrayLike<number>, G: ArrayLike<number>, D: number, K: number): Float32Array {
   const out = new Float32Array(2 * D * K);
   for (const [m, M] of [[0, W], [1, G]] as const) {
     for (let d = 0; d < D; d++) {

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  STREAM_CAPS,
   type EngineHandle,
   type EngineOptions,
   type EngineTuning,
@@ -84,6 +86,9 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
     ['mid (8,16,4) adam', 8, 16, 4, 'adam', 0.01, 'l2'],
     ['mid (8,16,4) gd', 8, 16, 4, 'gd', 2, 'l2'],
     ['mid (16,4,10) adam cosine', 16, 4, 10, 'adam', 0.01, 'cosine'],
+    // large D with small B·K: the stream kernel (vec4 feature steps, B and K fixed per pipeline)
+    ['stream (8,64,10) adam', 8, 64, 10, 'adam', 0.01, 'l2'],
+    ['stream (3,36,5) gd', 3, 36, 5, 'gd', 2, 'l2'],
   ];
   for (const [name, B, D, K, optimizer, lr, loss] of cases) {
     it(`${name}: same trajectory over 50 iterations`, async () => {
@@ -91,9 +96,9 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
       const P = 8;
       const x0 = Float32Array.from(starts(p, P, 0.5, 5));
       // the workgroup cases force that kernel (gd/adam at (2,40,3) would otherwise take the mid invocation kernel)
-      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false } : {};
+      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false, streamKernel: false } : {};
       const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50, tuning);
-      expect(engineKernel(B, D, K, optimizer, tuning)).toBe(name.startsWith('workgroup') ? 'workgroup' : 'invocation');
+      expect(engineKernel(B, D, K, optimizer, tuning, loss)).toBe(name.split(' ')[0].replace('tiny', 'invocation').replace('mid', 'invocation'));
       if (name.startsWith('mid')) expect(engineKernel(B, D, K)).toBe('workgroup'); // beyond the small caps
       expect(Array.from(r.gpu.iterations)).toEqual(Array.from(r.cpu.iterations));
       expect(Array.from(r.gpu.status)).toEqual(Array.from(r.cpu.status));
@@ -181,7 +186,38 @@ describe('attack engine: stopping rules', () => {
     });
   });
 
-  for (const [kernel, tuning] of [['workgroup', { midKernel: false }], ['invocation', {}]] as [string, EngineTuning][]) {
+  it('a restart whose gradient overflows mid-run is rolled back and frozen (stream kernel)', async () => {
+    // The same dynamics in feature 0 of D = 68 (W's other rows are 0, so those features never move).
+    const D = 68;
+    const W = new Array(D * 2).fill(0);
+    W[0] = 1;
+    W[1] = 1;
+    const wide: Layer = { B: 1, D, K: 2, W, b: [0, 0], y: [0, 1], reduction: 'sum' };
+    const wideTarget = victimGradient(wide, [0.3, ...new Array(D - 1).fill(0)]);
+    expect(engineKernel(1, D, 2, 'gd')).toBe('stream');
+    const x0 = new Float32Array(3 * D);
+    [x0[0], x0[D], x0[2 * D]] = [0.35, 10, 0.25];
+    const device = gpu();
+    await withErrorScopes(device, 'rollback stream', async () => {
+      const e = createAttackEngine(device, { layer: wide, target: wideTarget, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 });
+      const r = await runGpu(e, x0, 400);
+      expect(Array.from(r.status)).toEqual([0, 2, 0]);
+      expect(r.iterations[1]).toBeGreaterThan(5);
+      expect(r.iterations[1]).toBeLessThan(400);
+      expect(r.best[D]).toBe(10);
+      expect(Array.from(r.best.slice(D + 1, 2 * D)).every((v) => v === 0)).toBe(true);
+      expect(r.loss[1]).toBe(r.bestLoss[1]);
+      expect(r.bestLoss[0]).toBeLessThan(1e-8);
+      expect(r.bestLoss[2]).toBeLessThan(1e-8);
+      e.run(50);
+      const s = await e.readStatus();
+      expect(s.iterations[1]).toBe(r.iterations[1]);
+      expect(s.iterations[0]).toBe(450);
+      e.destroy();
+    });
+  });
+
+  for (const [kernel, tuning] of [['workgroup', { midKernel: false, streamKernel: false }], ['stream', { midKernel: false }], ['invocation', {}]] as [string, EngineTuning][]) {
     it(`a non-finite start is frozen at once with status 2 (${kernel} kernel)`, async () => {
       const p = problem(2, 40, 3, 5);
       const P = 3;
@@ -234,6 +270,7 @@ describe('attack engine: groups', () => {
   for (const [B, D, K] of [
     [2, 1, 1],
     [2, 40, 3],
+    [3, 36, 5], // the stream kernel: one dispatch and one W/G block per group
   ] as const) {
     it(`groups give the same bytes as separate engines (${B},${D},${K})`, async () => {
       const base = problem(B, D, K, 31);
@@ -256,6 +293,7 @@ describe('attack engine: groups', () => {
         const rA = await runGpu(a, xa, 40);
         const rB = await runGpu(b, xb, 40);
         expect(both.totalRestarts).toBe(2 * P);
+        expect(engineKernel(B, D, K, 'adam')).toBe(D === 36 ? 'stream' : 'invocation');
         expect(Array.from(rAll.best)).toEqual([...rA.best, ...rB.best]);
         expect(Array.from(rAll.bestLoss)).toEqual([...rA.bestLoss, ...rB.bestLoss]);
         expect(Array.from(rAll.iterations)).toEqual([...rA.iterations, ...rB.iterations]);
@@ -382,6 +420,24 @@ describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam,
     expect(Array.from(r.pair.best.slice(2, 4))).toEqual([-1e20, 1e20].map(Math.fround));
     expect(r.pair.bestLoss[1]).toBe(Infinity);
     expectClose(r.pair.bestLoss.filter((_, i) => i !== 1), r.generic.bestLoss.filter((_, i) => i !== 1), { abs: 1e-9, rel: 2e-3 }, 'bestLoss');
+  });
+});
+
+describe('attack engine: kernel choice', () => {
+  it('picks the stream kernel for gd/adam with the l2 loss, D % 4 = 0 and small B·K, and its caps match the WGSL', () => {
+    expect(engineKernel(8, 784, 10, 'adam')).toBe('stream');
+    expect(engineKernel(16, 64, 10, 'gd')).toBe('stream');
+    expect(engineKernel(8, 784, 10, 'adam', {}, 'cosine')).toBe('workgroup');
+    expect(engineKernel(8, 784, 10, 'lbfgs')).toBe('workgroup');
+    expect(engineKernel(8, 786, 10, 'adam')).toBe('workgroup'); // D % 4 ≠ 0
+    expect(engineKernel(2, 1028, 8, 'adam')).toBe('workgroup'); // D·K > 8188
+    expect(engineKernel(8, 784, 10, 'adam', { streamKernel: false })).toBe('workgroup');
+    expect(engineKernel(8, 16, 4, 'adam')).toBe('invocation'); // mid sizes stay on the unrolled kernel
+    const src = readFileSync('shaders/attack_stream.wgsl', 'utf8');
+    const constOf = (name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
+    expect(constOf('MAX_BK')).toBe(STREAM_CAPS.BK);
+    expect(constOf('MAX_K')).toBe(STREAM_CAPS.K);
+    expect(Math.floor((constOf('MAX_COLS') * 4) / 2 / 4) * 4).toBe(STREAM_CAPS.DK); // W and G, D·K floats each, D·K a multiple of 4
   });
 });
 
