@@ -9,7 +9,7 @@ import { simulateScenario } from '../src/datasets.js';
 import { initialPoints } from '../src/attack.js';
 import os from 'node:os';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
-import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel } from '../src/engine.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine } from '../src/engine.js';
 import { withErrorScopes } from '../src/gpu.js';
 
 const args = benchArgs();
@@ -63,7 +63,7 @@ for (const [B, D, K] of sizes) {
         for (const e of es) compile.push(await warm(e, x0));
         const secs: number[][] = es.map(() => []);
         for (let s = 0; s < samples; s++) for (const [j, e] of es.entries()) secs[j].push(await sample(e, x0, iters));
-        return { compile, secs };
+        return { compile, secs, kernels: es.map((e) => e.kernel) };
       } finally {
         for (const e of es) e.destroy();
       }
@@ -79,7 +79,7 @@ for (const [B, D, K] of sizes) {
     const out: Record<string, unknown> = { B, D, K, optimizer, P, iterations: iters };
     for (const [j, v] of variants.entries()) {
       const s = median(res.secs[j]);
-      out[v.name] = { kernel: engineKernel(B, D, K, optimizer, v.tuning), firstRunSeconds: res.compile[j], seconds: s, restartItersPerSec: (P * iters) / s };
+      out[v.name] = { kernel: res.kernels[j], firstRunSeconds: res.compile[j], seconds: s, restartItersPerSec: (P * iters) / s };
     }
     const cur = out.current as { restartItersPerSec: number };
     const wg = out.workgroup as { restartItersPerSec: number } | undefined;

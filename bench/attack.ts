@@ -12,7 +12,7 @@
 import { simulateScenario } from '../src/datasets.js';
 import { initialPoints } from '../src/attack.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
-import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel, usesPairKernel } from '../src/engine.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, usesPairKernel } from '../src/engine.js';
 import os from 'node:os';
 import { withErrorScopes } from '../src/gpu.js';
 
@@ -73,9 +73,11 @@ for (const c of configs) {
     ...(args.quads ? { pairQuads: Number(args.quads) } : {}),
   };
   // a validation error (limits, shader) must fail the bench, not time an empty pipeline
+  let kernel = '';
   const [gpuSamples, genericSamples] = await withErrorScopes(dlg.device, `bench ${c.name}`, async () => {
     const es = [createAttackEngine(dlg.device, { ...base, P: c.P, label: `bench.${c.name}` }, tuning)];
     if (pair) es.push(createAttackEngine(dlg.device, { ...base, P: c.P, label: `bench.${c.name}.generic` }, { pairKernel: false }));
+    kernel = es[0].kernel;
     try {
       return await timeEngines(es, inputs(c.P * c.B * c.D, 2), c.iters, samples);
     } finally {
@@ -92,7 +94,7 @@ for (const c of configs) {
     ? { seconds: median(genericSamples), restartItersPerSec: (c.P * c.iters) / median(genericSamples), pairSpeedup: median(genericSamples) / gpuS }
     : undefined;
   emit('attack', {
-    B: c.B, D: c.D, K: c.K, optimizer, kernel: pair ? 'invocation/pair' : engineKernel(c.B, c.D, c.K, optimizer),
+    B: c.B, D: c.D, K: c.K, optimizer, kernel,
     gpu: { P: c.P, iterations: c.iters, seconds: gpuS, restartItersPerSec: gpuRate, ...tuning },
     ...(generic ? { genericInvocationKernel: generic } : {}),
     cpu: { P: c.cpuP, iterations: c.cpuIters, seconds: cpuS, restartItersPerSec: cpuRate },

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 const out = '.devpack';
 rmSync(join(out, 'bench'), { recursive: true, force: true });
 rmSync(join(out, 'node_modules'), { recursive: true, force: true });
+rmSync(join(out, 'study-prev'), { recursive: true, force: true }); // a fresh pack starts a fresh sweep
 mkdirSync(join(out, 'bench'), { recursive: true });
 
 const benches = ['objective', 'attack', 'attack-mid', 'attack-quality', 'surface', 'study'];

@@ -2,8 +2,9 @@
 # Runs the benches on a lent GPU machine that has no Node toolchain: what bench/gpu-pack.mjs put in
 # .devpack, plus the Vulkan loader debs in .gl (see the device tool's README). JSON lines go to
 # $OUT/bench.jsonl, stderr to $OUT/stderr.log, the study's folder to $OUT/study.tgz.
-#   bench/gpu-run.sh [steps...]     steps: probe objective attack surface study quality (default: all but quality)
-# Each step has its own time limit, so that a slow one cannot eat the lease; STUDY_S sets the study's.
+#   bench/gpu-run.sh [steps...]     steps: probe objective attack mid surface study quality (default: all but mid, quality)
+# Each step has its own time limit, so that a slow one cannot eat the lease; STUDY_S sets the study's,
+# QUICK=1 skips the larger-P attack variants.
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -49,9 +50,10 @@ for step in $steps; do
   objective) run 45 objective --case '2,1,1,65536,1e8;2,1,1,1048576;8,784,10,256,6e4;8,784,10,4096' ;;
   attack)
     run 60 attack
-    run 25 attack --only tiny --tiny-p 1048576 --iters 1024
-    run 25 attack --only large --large-p 4096 --iters 32
+    [ -n "${QUICK:-}" ] || run 25 attack --only tiny --tiny-p 1048576 --iters 1024
+    [ -n "${QUICK:-}" ] || run 25 attack --only large --large-p 4096 --iters 32
     ;;
+  mid) run "${MID_S:-60}" attack-mid --only 8,64,10 --iters 64 --samples 3 ;;
   surface)
     run 45 surface --skip-e2e
     run 30 surface --skip-e2e --case '2,1,1,16384'

@@ -71,6 +71,8 @@ export interface EngineStatus {
 
 export interface EngineHandle {
   readonly totalRestarts: number;
+  /** Which kernel advances the restarts: 'cpu', or the GPU kernel ('pair', 'invocation', 'stream', 'workgroup'). */
+  readonly kernel: string;
   setInputs(x0: ArrayLike<number>): void;
   run(iterations: number): void;
   readStatus(): Promise<EngineStatus>;
@@ -332,6 +334,7 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
 
   return {
     totalRestarts: o.total,
+    kernel: 'cpu',
     setInputs(x0: ArrayLike<number>): void {
       alive();
       checkInputs(o, x0);

@@ -17,7 +17,8 @@
  *  - attack_stream.wgsl: one invocation per restart for large D with small B·K (gd/adam, l2 loss,
  *    D % 4 = 0, B·K ≤ 256, K ≤ 16, D·K ≤ 8188; e.g. (8,784,10), digits' (8,64,10)): x′ streamed from
  *    memory as vec4s in three passes per iteration, W and the group's G in a uniform block, B and K
- *    fixed per pipeline. Each group (scenario) is its own dispatch, with its own block.
+ *    fixed per pipeline. Each group (scenario) is its own dispatch, with its own block. The default on
+ *    CPU adapters only (isCpuDevice): on an H200 the workgroup kernel below was 7–30× faster.
  *  - attack_workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
@@ -43,7 +44,7 @@ import {
   resolveEngineOptions,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
-import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
+import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, isCpuDevice, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
 import { streamColumns } from './objective.js';
 
 export * from './engine-cpu.js';
@@ -78,7 +79,11 @@ export interface EngineTuning {
   pairQuads?: number;
   /** false: gd/adam beyond INVOCATION_CAPS run on the workgroup kernel instead of the invocation kernel (MID_CAPS). */
   midKernel?: boolean;
-  /** false: problems within STREAM_CAPS run on the workgroup kernel instead of the stream kernel. */
+  /**
+   * Whether problems within STREAM_CAPS run on the stream kernel rather than the workgroup kernel.
+   * createAttackEngine's default: on CPU adapters only (isCpuDevice), where it is 2–9× faster; on an
+   * H200 the workgroup kernel was 7–30× faster (bench/RESULTS.md). engineKernel alone treats unset as true.
+   */
   streamKernel?: boolean;
 }
 
@@ -237,8 +242,9 @@ function checkTuning(device: GPUDevice, t: EngineTuning): void {
   }
 }
 
-export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuning: EngineTuning = {}): EngineHandle {
+export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuningIn: EngineTuning = {}): EngineHandle {
   const o = resolveEngineOptions(opts);
+  const tuning: EngineTuning = { ...tuningIn, streamKernel: tuningIn.streamKernel ?? isCpuDevice(device) };
   const { B, D, K, total } = o;
   const BD = B * D;
   const kernel = engineKernel(B, D, K, o.optimizer, tuning, o.loss);
@@ -342,6 +348,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
 
   return {
     totalRestarts: total,
+    kernel: shader,
     setInputs(x0: ArrayLike<number>): void {
       alive();
       checkInputs(o, x0);

@@ -124,3 +124,16 @@ export function dispatch2d(device: GPUDevice, count: number): [number, number] {
   const y = Math.ceil(count / max);
   return [Math.ceil(count / y), y];
 }
+
+/**
+ * Whether the device runs on the CPU (lavapipe, SwiftShader, WARP), from device.adapterInfo. Some
+ * kernel choices flip there: a lane is an invocation and per-lane loads are costly, so one restart
+ * per invocation streaming vec4s beats a workgroup per restart; on GPUs it is the other way round.
+ */
+export function isCpuDevice(device: GPUDevice): boolean {
+  const info = (device as { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  if (!info) return false;
+  if (info.isFallbackAdapter) return true;
+  const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  return /llvmpipe|lavapipe|swiftshader|software|warp|basic render/.test(s);
+}

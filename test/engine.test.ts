@@ -16,7 +16,7 @@ import type { EngineStatus } from '../src/engine.js';
 import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
 import { Rng } from '../src/rng.js';
 import { expectClose, useGpu } from './helpers.js';
-import { withErrorScopes } from '../src/gpu.js';
+import { isCpuDevice, withErrorScopes } from '../src/gpu.js';
 
 const gpu = useGpu();
 
@@ -96,7 +96,7 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
       const P = 8;
       const x0 = Float32Array.from(starts(p, P, 0.5, 5));
       // the workgroup cases force that kernel (gd/adam at (2,40,3) would otherwise take the mid invocation kernel)
-      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false, streamKernel: false } : {};
+      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false, streamKernel: false } : name.startsWith('stream') ? { streamKernel: true } : {};
       const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50, tuning);
       expect(engineKernel(B, D, K, optimizer, tuning, loss)).toBe(name.split(' ')[0].replace('tiny', 'invocation').replace('mid', 'invocation'));
       if (name.startsWith('mid')) expect(engineKernel(B, D, K)).toBe('workgroup'); // beyond the small caps
@@ -199,7 +199,8 @@ describe('attack engine: stopping rules', () => {
     [x0[0], x0[D], x0[2 * D]] = [0.35, 10, 0.25];
     const device = gpu();
     await withErrorScopes(device, 'rollback stream', async () => {
-      const e = createAttackEngine(device, { layer: wide, target: wideTarget, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 });
+      const e = createAttackEngine(device, { layer: wide, target: wideTarget, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 }, { streamKernel: true });
+      expect(e.kernel).toBe('stream');
       const r = await runGpu(e, x0, 400);
       expect(Array.from(r.status)).toEqual([0, 2, 0]);
       expect(r.iterations[1]).toBeGreaterThan(5);
@@ -217,7 +218,7 @@ describe('attack engine: stopping rules', () => {
     });
   });
 
-  for (const [kernel, tuning] of [['workgroup', { midKernel: false, streamKernel: false }], ['stream', { midKernel: false }], ['invocation', {}]] as [string, EngineTuning][]) {
+  for (const [kernel, tuning] of [['workgroup', { midKernel: false, streamKernel: false }], ['stream', { midKernel: false, streamKernel: true }], ['invocation', {}]] as [string, EngineTuning][]) {
     it(`a non-finite start is frozen at once with status 2 (${kernel} kernel)`, async () => {
       const p = problem(2, 40, 3, 5);
       const P = 3;
@@ -438,6 +439,21 @@ describe('attack engine: kernel choice', () => {
     expect(constOf('MAX_BK')).toBe(STREAM_CAPS.BK);
     expect(constOf('MAX_K')).toBe(STREAM_CAPS.K);
     expect(Math.floor((constOf('MAX_COLS') * 4) / 2 / 4) * 4).toBe(STREAM_CAPS.DK); // W and G, D·K floats each, D·K a multiple of 4
+  });
+
+  it('createAttackEngine defaults to the stream kernel on CPU adapters only, and says which kernel runs', () => {
+    const device = gpu();
+    const p = problem(3, 36, 5, 3); // beyond the mid caps (D·K = 180)
+    const e = createAttackEngine(device, { layer: p.layer, target: p.target, P: 4, optimizer: 'adam', lr: 0.01 });
+    expect(e.kernel).toBe(isCpuDevice(device) ? 'stream' : 'workgroup');
+    e.destroy();
+    const fake = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) => ({ adapterInfo: { vendor: '', architecture: '', device: '', description: '', ...info } }) as unknown as GPUDevice;
+    expect(isCpuDevice(fake({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }))).toBe(true);
+    expect(isCpuDevice(fake({ vendor: 'google', architecture: 'swiftshader' }))).toBe(true);
+    expect(isCpuDevice(fake({ isFallbackAdapter: true }))).toBe(true);
+    expect(isCpuDevice(fake({ vendor: 'nvidia', description: 'NVIDIA: 580.159.04 580.159.4.0' }))).toBe(false);
+    expect(isCpuDevice({} as GPUDevice)).toBe(false);
+    expect(createCpuEngine({ layer: p.layer, target: p.target, P: 1, optimizer: 'gd', lr: 0.1 }).kernel).toBe('cpu');
   });
 });
 
