@@ -18,7 +18,7 @@
  *    D % 4 = 0, B·K ≤ 256, K ≤ 16, D·K ≤ 8188; e.g. (8,784,10), digits' (8,64,10)): x′ streamed from
  *    memory as vec4s in three passes per iteration, W and the group's G in a uniform block, B and K
  *    fixed per pipeline. Each group (scenario) is its own dispatch, with its own block. The default on
- *    CPU adapters only (isCpuDevice): on an H200 the workgroup kernel below was 7–30× faster.
+ *    CPU adapters only (isCpuDevice): on an H200 the workgroup kernel below was 1.5–30× faster.
  *  - attack_workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
@@ -82,7 +82,7 @@ export interface EngineTuning {
   /**
    * Whether problems within STREAM_CAPS run on the stream kernel rather than the workgroup kernel.
    * createAttackEngine's default: on CPU adapters only (isCpuDevice), where it is 2–9× faster; on an
-   * H200 the workgroup kernel was 7–30× faster (bench/RESULTS.md). engineKernel alone treats unset as true.
+   * H200 the workgroup kernel was 1.5–30× faster (bench/RESULTS.md). engineKernel alone treats unset as true.
    */
   streamKernel?: boolean;
 }
