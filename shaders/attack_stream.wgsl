@@ -22,6 +22,7 @@ const MAX_COLS: u32 = 4095u; // vec4s after the header: 64 KiB in all
 override WG: u32 = 64u;
 override FB: u32 = 1u;
 override FK: u32 = 1u;
+override ADAM: bool = true;
 
 // group.x: the group (scenario) this dispatch advances; c: W by vec4 of features, c[d4·K + k] =
 // W[4·d4 … 4·d4 + 3, k], then the group's target G likewise from D·K/4 on.
@@ -141,8 +142,9 @@ fn rollBack(base4: u32, count4: u32) {
   for (var i = 0u; i < count4; i++) { xs4[base4 + i] = bests4[base4 + i]; }
 }
 
+// gd (velocity in opt) or adam (m then v in opt), by the override ADAM; the other branch folds away.
 @compute @workgroup_size(WG)
-fn stream_gd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn stream_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let r = setup(gid, nwg);
   if (r >= prm.total) { return; }
   var st = stat[r];
@@ -150,58 +152,11 @@ fn stream_gd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let tolAbs = grp[(r / prm.P) * prm.gStride + prm.BK + prm.DK + prm.K];
   let D4 = prm.D / 4u;
   let base4 = r * FB * D4;
-  let o4 = r * (prm.optStride / 4u);
-  let lr = prm.lr; let mu = prm.momentum;
-  for (var it = 0u; it < prm.iters; it++) {
-    let f = evaluate(base4, D4);
-    let improved = f < st.bestLoss;
-    if (improved) { st.bestLoss = f; }
-    st.loss = f;
-    var status = 0u;
-    if (f <= tolAbs) { status = 1u; } else if (!isFinite(f)) { status = 2u; }
-    var finite = true;
-    for (var d4 = 0u; d4 < D4; d4++) {
-      var x: array<vec4<f32>, MAX_BK>;
-      var g: array<vec4<f32>, MAX_BK>;
-      gradient4(base4, D4, d4, &x, &g);
-      for (var n = 0u; n < FB; n++) {
-        let i = base4 + n * D4 + d4;
-        if (improved) { bests4[i] = x[n]; }
-        if (status == 0u) {
-          finite = finite && all(abs(g[n]) <= vec4<f32>(3.4028234e38));
-          let v = mu * opt4[o4 + n * D4 + d4] + g[n];
-          opt4[o4 + n * D4 + d4] = v;
-          xs4[i] = x[n] - lr * v;
-        }
-      }
-    }
-    if (status == 0u && !finite) { status = 2u; }
-    if (status == 2u) {
-      rollBack(base4, FB * D4);
-      st.loss = st.bestLoss;
-    }
-    st.status = status;
-    if (status != 0u) { break; }
-    st.iters += 1u;
-  }
-  stat[r] = st;
-}
-
-@compute @workgroup_size(WG)
-fn stream_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let r = setup(gid, nwg);
-  if (r >= prm.total) { return; }
-  var st = stat[r];
-  if (st.status != 0u) { return; }
-  let tolAbs = grp[(r / prm.P) * prm.gStride + prm.BK + prm.DK + prm.K];
-  let D4 = prm.D / 4u;
-  let base4 = r * FB * D4;
-  let o4 = r * (prm.optStride / 4u); // m (B·D) then v (B·D)
-  let v4 = o4 + FB * D4;
-  // β^t kept as running products from t = iters (pow up to rounding)
+  let o4 = r * (prm.optStride / 4u); // gd: velocity (B·D); adam: m (B·D) then v (B·D)
+  // adam: β^t kept as running products from t = iters (pow up to rounding)
   var b1t = pow(prm.beta1, f32(st.iters));
   var b2t = pow(prm.beta2, f32(st.iters));
-  let lr = prm.lr; let b1 = prm.beta1; let b2 = prm.beta2; let eps = prm.eps;
+  let lr = prm.lr; let mu = prm.momentum; let b1 = prm.beta1; let b2 = prm.beta2; let eps = prm.eps;
   for (var it = 0u; it < prm.iters; it++) {
     let f = evaluate(base4, D4);
     let improved = f < st.bestLoss;
@@ -209,7 +164,7 @@ fn stream_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     st.loss = f;
     var status = 0u;
     if (f <= tolAbs) { status = 1u; } else if (!isFinite(f)) { status = 2u; }
-    if (status == 0u) {
+    if (ADAM && status == 0u) {
       b1t *= b1;
       b2t *= b2;
     }
@@ -226,11 +181,18 @@ fn stream_adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         if (status == 0u) {
           let gn = g[n];
           finite = finite && all(abs(gn) <= vec4<f32>(3.4028234e38));
-          let m = b1 * opt4[o4 + n * D4 + d4] + (1.0 - b1) * gn;
-          let v = b2 * opt4[v4 + n * D4 + d4] + (1.0 - b2) * gn * gn;
-          opt4[o4 + n * D4 + d4] = m;
-          opt4[v4 + n * D4 + d4] = v;
-          xs4[i] = x[n] - a1 * m / (sqrt(v * a2) + eps);
+          let j = o4 + n * D4 + d4;
+          if (ADAM) {
+            let m = b1 * opt4[j] + (1.0 - b1) * gn;
+            let v = b2 * opt4[j + FB * D4] + (1.0 - b2) * gn * gn;
+            opt4[j] = m;
+            opt4[j + FB * D4] = v;
+            xs4[i] = x[n] - a1 * m / (sqrt(v * a2) + eps);
+          } else {
+            let v = mu * opt4[j] + gn;
+            opt4[j] = v;
+            xs4[i] = x[n] - lr * v;
+          }
         }
       }
     }

@@ -256,7 +256,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   checkTuning(device, tuning);
   const pair = kernel === 'invocation' && usesPairKernel(o) && tuning.pairKernel !== false;
   const shader: ShaderKernel = pair ? 'pair' : kernel;
-  const entry = pair ? `pair_${o.optimizer}` : kernel === 'stream' ? `stream_${o.optimizer}` : `main_${o.optimizer}`;
+  const entry = pair ? `pair_${o.optimizer}` : kernel === 'stream' ? 'stream_main' : `main_${o.optimizer}`;
   let wg: number;
   let constants: Record<string, number>;
   let workgroups: number;
@@ -271,7 +271,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     workgroups = Math.ceil(total / wg);
   } else if (kernel === 'stream') {
     wg = STREAM_WG;
-    constants = { WG: wg, FB: B, FK: K };
+    constants = { WG: wg, FB: B, FK: K, ADAM: o.optimizer === 'adam' ? 1 : 0 };
     workgroups = Math.ceil(o.P / wg); // per group: each group is its own dispatch
   } else {
     // gd/adam stream rows from memory (any number of rows per invocation); lbfgs keeps rows in
