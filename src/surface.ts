@@ -42,8 +42,9 @@ export interface SurfaceOptions {
   /** General projected kernel: read constants from a uniform copy when they fit 64 KiB (default true). */
   uniformConsts?: boolean;
   /**
-   * Small kernel: one exp per sample for 16 grid points, e^{−t} advanced geometrically along α
-   * (default true; used only where the grid step keeps every factor within e^{±60}).
+   * Projected kernels: one exp per sample and output for 16 grid points, e^{−t} advanced geometrically
+   * along α (default true; used only where the grid step keeps every factor within e^{±60}, and in the
+   * general kernel only with its uniform constants).
    */
   geometric?: boolean;
   /** Small kernel: fix K and r as override constants (unrolled loops) where K·(r + 1) ≤ 256 (default true). */
@@ -62,7 +63,7 @@ export interface SurfaceHandle {
   readonly path: SurfacePath;
   /** The projected entry point used ('general' or 'b2'); null on the direct path. */
   readonly kernel: Exclude<SurfaceKernel, 'auto'> | null;
-  /** Whether the small kernel shares exps geometrically along α (see shaders/surface_small.wgsl). */
+  /** Whether the kernel shares exps geometrically along α (see shaders/surface_small.wgsl, surface.wgsl). */
   readonly geometric: boolean;
   /** Whether the small kernel runs with K and r fixed as override constants (unrolled loops). */
   readonly fixedLoops: boolean;
@@ -279,10 +280,11 @@ function kernelLayout(pre: SurfacePrecompute, scenario: Scenario, Bk: number, in
  * [B·K + k·(1 + r)] = (−g_k, …), [B·K + k·(1 + r) + 1 + j] = (−H_jk, …), [B·K + K·(1 + r) + j·B + n] = (au_jn, …).
  * Null when it does not fit MAX_C vec4s.
  */
-function generalUniform(lay: KernelLayout, K: number, r: number): Float32Array<ArrayBuffer> | null {
+function generalUniform(lay: KernelLayout, K: number, r: number, step: number | null): Float32Array<ArrayBuffer> | null {
   const B = lay.Bk;
   const BK = B * K;
-  if (BK + K * (1 + r) + r * B > SMALL_MAX_C) return null;
+  const geo = BK + K * (1 + r) + r * B;
+  if (geo + (step === null ? 0 : BK) > SMALL_MAX_C) return null;
   const c = lay.consts;
   const oG = 3 * BK + r * B;
   const out = new Float32Array(SMALL_MAX_C * 4);
@@ -292,6 +294,16 @@ function generalUniform(lay: KernelLayout, K: number, r: number): Float32Array<A
     for (let j = 0; j < r; j++) out[4 * (BK + k * (1 + r) + 1 + j)] = -c[oG + K + j * K + k];
   }
   for (let j = 0; j < r; j++) for (let n = 0; n < B; n++) out[4 * (BK + K * (1 + r) + j * B + n)] = c[3 * BK + j * B + n];
+  if (step !== null) {
+    // ρ = e^{−tu·h} from the f64 tu (sign·zu), so the powers carry no f32 error from tu.
+    for (let k = 0; k < K; k++) {
+      for (let n = 0; n < B; n++) {
+        const rho = Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step);
+        out[4 * (k * B + n) + 3] = rho ** 4;
+        out.set([1, rho, rho ** 2, rho ** 3], 4 * (geo + k * B + n));
+      }
+    }
+  }
   return out;
 }
 
@@ -403,7 +415,7 @@ function pipelineFor(
   let pipeline = cache.get(key);
   if (!pipeline) {
     const constants: Record<string, number> =
-      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r } : { WG_X: wg };
+      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r } : { WG_X: wg };
     pipeline = device.createComputePipeline({
       label: `surface.${path}Pipeline`,
       layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
@@ -445,9 +457,13 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : 'general') : kernelOpt;
   // Samples padded with zero rows to the kernel's B: 2 (small) or NB (general, guard-free loops).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : sampleCap(B), invN) : null;
-  // Small kernel: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}.
+  // Projected kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}
+  // (the general kernel only with its uniform constants).
   const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
-  const geometric = kernel === 'b2' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
+  const geoFits = kernel !== null && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
+  const uniGeo = kernel === 'general' && lay && pre && opts.uniformConsts !== false && geoFits ? generalUniform(lay, K, pre.r, step) : null;
+  const uniData = uniGeo ?? (kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r, null) : null);
+  const geometric = geoFits && (kernel === 'b2' || uniGeo !== null);
   const stride = lay ? lay.stride : 0;
 
   const lim = device.limits;
@@ -464,8 +480,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   }
   const tiles = Math.ceil(res / tileRows);
 
-  // The general kernel reads its constants from a 64 KiB uniform copy when they fit.
-  const uniData = kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r) : null;
+  // The general kernel reads its constants from a 64 KiB uniform copy when they fit (uniData, above).
   const uni = uniData !== null;
   // The small kernel with K and r fixed (unrolled loops) where K·(r + 1) is small, else read from P.
   const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };

@@ -261,7 +261,7 @@ describe('surface kernel', () => {
     }
   });
 
-  it('kernel variants (small B ≤ 2 with shared or per-point exps and fixed or run-time loops, general with uniform or storage constants) agree with each other and the CPU', async () => {
+  it('kernel variants (small B ≤ 2 with shared or per-point exps and fixed or run-time loops, general with shared or per-point exps and uniform or storage constants) agree with each other and the CPU', async () => {
     for (const [B, D, K, reduction, soft] of [
       [1, 3, 2, 'mean', false],
       [2, 1, 1, 'mean', false],
@@ -277,11 +277,12 @@ describe('surface kernel', () => {
         ['smallExp', { kernel: 'b2', geometric: false }],
         ['smallRuntime', { kernel: 'b2', fixedLoops: false }],
         ['uniform', { kernel: 'general' }],
+        ['uniformExp', { kernel: 'general', geometric: false }],
         ['storage', { kernel: 'general', uniformConsts: false }],
       ] as const) {
         const h = createSurface(gpu(), s, plane, res, o);
         expect(h.kernel).toBe(name.startsWith('small') ? 'b2' : 'general');
-        expect(h.geometric).toBe(name === 'small' || name === 'smallRuntime');
+        expect(h.geometric).toBe(name === 'small' || name === 'smallRuntime' || name === 'uniform');
         expect(h.fixedLoops).toBe(name === 'small' || name === 'smallExp');
         fields[name] = (await h.render()) as Float32Array;
         h.destroy();
@@ -289,14 +290,14 @@ describe('surface kernel', () => {
       expect(createSurface(gpu(), s, plane, res).kernel, 'auto picks the small kernel').toBe('b2');
       const cpu = surfaceCpu(s, plane, res);
       for (let p = 0; p < res * res; p++) {
-        for (const name of ['small', 'smallExp', 'smallRuntime', 'uniform', 'storage']) {
+        for (const name of ['small', 'smallExp', 'smallRuntime', 'uniform', 'uniformExp', 'storage']) {
           expect(Math.abs(fields[name][p] - cpu[p]), `${name} B=${B} point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
         }
       }
       // Same arithmetic in the same order: K and r fixed (unrolled) or read at run time agree bit for bit,
       // and so do the general kernel's two constant sources.
       expect(Buffer.from(fields.small.buffer).equals(Buffer.from(fields.smallRuntime.buffer))).toBe(true);
-      expect(Buffer.from(fields.uniform.buffer).equals(Buffer.from(fields.storage.buffer))).toBe(true);
+      expect(Buffer.from(fields.uniformExp.buffer).equals(Buffer.from(fields.storage.buffer))).toBe(true);
     }
     // A grid too coarse for the shared exps (e^{−tu·15·h} beyond e^{±60}) falls back to per-point exps.
     const s2 = scenario(2, 3, 2, 53);
@@ -311,6 +312,30 @@ describe('surface kernel', () => {
     const s3 = scenario(3, 4, 2, 52);
     expect(() => createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9, { kernel: 'b2' })).toThrow(/kernel.*B ≤ 2/);
     expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe('general');
+  });
+
+  it('general kernel, B > 2 (padded samples): shared exps agree with per-point exps and the CPU', async () => {
+    for (const [B, D, K, reduction, soft] of [
+      [5, 7, 3, 'mean', false],
+      [8, 40, 10, 'sum', true],
+    ] as const) {
+      const s = scenario(B, D, K, 61, reduction, soft);
+      const scale = gradientNormSq(s.gradient);
+      const plane = randomPlane(s, { seed: 4, span: 1.5 });
+      const res = 45;
+      const geo = createSurface(gpu(), s, plane, res);
+      const exp = createSurface(gpu(), s, plane, res, { geometric: false });
+      expect([geo.kernel, geo.geometric, exp.geometric]).toEqual(['general', true, false]);
+      const fg = (await geo.render()) as Float32Array;
+      const fe = (await exp.render()) as Float32Array;
+      geo.destroy();
+      exp.destroy();
+      const cpu = surfaceCpu(s, plane, res);
+      for (let p = 0; p < res * res; p++) {
+        expect(Math.abs(fg[p] - cpu[p]), `shared exps B=${B} point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
+        expect(Math.abs(fe[p] - cpu[p]), `per-point exps B=${B} point ${p}`).toBeLessThanOrEqual(2e-7 * scale + 1e-4 * cpu[p]);
+      }
+    }
   });
 
   it('small kernel: tiles equal the single-tile render bit for bit', async () => {
