@@ -41,6 +41,7 @@ var<private> e: array<f32, MAX_BK>;  // (σ(z) − y)/N
 var<private> t: array<f32, MAX_BK>;  // σ(1 − σ)/N, then s ⊙ (ΔWᵀx′ + Δb)
 var<private> wb: array<f32, MAX_K>;  // b
 var<private> tg: array<f32, MAX_K>;  // target ∇b
+var<private> tolAbs: f32;            // the group's convergence threshold
 
 fn sigm(z: f32) -> f32 {
   let ez = exp(-abs(z));
@@ -122,7 +123,7 @@ fn gradient4(base4: u32, D4: u32, d4: u32, x: ptr<function, array<vec4<f32>, MAX
   }
 }
 
-// Loads the group's labels, b and ∇b target; returns (restart, tolAbs) or restart = total when idle.
+// Loads the group's labels, b, ∇b target and tolAbs; returns the restart, or total when idle.
 fn setup(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   let local = gid.x + gid.y * nwg.x * WG;
   let grp0 = cols.group.x;
@@ -135,6 +136,7 @@ fn setup(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     tg[k] = grp[g0 + prm.BK + prm.DK + k];
     wb[k] = lay[prm.DK + k];
   }
+  tolAbs = grp[g0 + prm.BK + prm.DK + prm.K];
   return grp0 * prm.P + local;
 }
 
@@ -149,7 +151,6 @@ fn stream_main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
   if (r >= prm.total) { return; }
   var st = stat[r];
   if (st.status != 0u) { return; }
-  let tolAbs = grp[(r / prm.P) * prm.gStride + prm.BK + prm.DK + prm.K];
   let D4 = prm.D / 4u;
   let base4 = r * FB * D4;
   let o4 = r * (prm.optStride / 4u); // gd: velocity (B·D); adam: m (B·D) then v (B·D)
