@@ -112,8 +112,13 @@ export const POLISH_ITERATIONS = 100;
 const POLISH_TOL = 1e-26;
 /** A polished point "fits exactly" below this relative L_r (f32 read-back of the point limits it to ~1e-15). */
 const EXACT_REL_LOSS = 1e-14;
-/** Two exact solutions are distinct when their matched relative distance exceeds this. */
-const DISTINCT_REL = 1e-5;
+/** Two exact solutions are distinct when their matched relative distance exceeds this: the success scale, so
+ * that points of one flat valley that the polish left apart do not count as two answers. */
+const DISTINCT_REL = 1e-3;
+/** Polish picks skip device points this close (matched relative distance) to an earlier pick: the same basin. */
+const PICK_DISTINCT_REL = 1e-2;
+/** Polish picks look this many times as deep as the number of picks into the restarts, by loss. */
+const PICK_SCAN = 64;
 
 export const DEFAULT_LR: Record<Optimizer, number> = { adam: 0.05, lbfgs: 1, gd: 0.1 };
 
@@ -255,6 +260,11 @@ export interface AttackResult {
      */
     exactSolutions: number[][][];
     ambiguous: boolean;
+    /**
+     * With ground truth only: whether one of exactSolutions is the truth (relative error < 1e-3, labels
+     * consistent). Ambiguous and true: the attack found the input, up to a choice the gradient cannot make.
+     */
+    truthAmongExact?: boolean;
   };
   metrics?: ReconstructionMetrics;
   /** Minimum best loss over restarts after each readback. */
@@ -325,6 +335,35 @@ function checkScenario(s: unknown): Scenario {
   if (sc.inputs !== undefined) len('scenario.inputs', sc.inputs, B * D);
   requireOneOf('scenario.reduction', sc.reduction, ['mean', 'sum'] as const);
   return sc;
+}
+
+/**
+ * Which restarts to polish: by best device loss, skipping points within PICK_DISTINCT_REL (matched) of
+ * an earlier pick with the same labelling, so that distinct basins, and with them every exact solution
+ * the restarts found, get polished (the best few restarts often sit on one solution); the best restarts
+ * left over fill the remaining picks. Scans at most PICK_SCAN·n restarts.
+ */
+function polishPicks(order: number[], pts: Float32Array, labelings: Float64Array[], P: number, B: number, D: number, K: number, n: number): number[] {
+  const BD = B * D;
+  const picks: number[] = [];
+  const scan = order.slice(0, Math.min(order.length, PICK_SCAN * n));
+  for (const p of scan) {
+    if (picks.length === n) break;
+    const y = labelings[Math.floor(p / P)];
+    const x = pts.subarray(p * BD, (p + 1) * BD);
+    if (!x.every(Number.isFinite)) continue;
+    const near = picks.some((q) => {
+      const yq = labelings[Math.floor(q / P)];
+      if (!sameUpToOrder(yq, y, B, K)) return false;
+      return reconstructionMetrics(x, pts.subarray(q * BD, (q + 1) * BD), { B, D, K, reconLabels: y, trueLabels: yq }).relativeError < PICK_DISTINCT_REL;
+    });
+    if (!near) picks.push(p);
+  }
+  for (const p of order) {
+    if (picks.length === n) break;
+    if (!picks.includes(p)) picks.push(p);
+  }
+  return picks;
 }
 
 function sameUpToOrder(a: ArrayLike<number>, b: ArrayLike<number>, B: number, K: number): boolean {
@@ -519,7 +558,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let recon: Float64Array = Float64Array.from(pts.subarray(bestP * BD, (bestP + 1) * BD));
   let polishOut: AttackResult['polish'];
   if (o.polish > 0) {
-    const picks = order.slice(0, Math.min(o.polish, total));
+    const picks = polishPicks(order, pts, labelings, P, B, D, K, Math.min(o.polish, total));
     const before: (number | null)[] = [];
     const after: (number | null)[] = [];
     let bestAfter = Infinity;
@@ -553,10 +592,8 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
         bestIdx = i;
       }
     }
-    bestP = picks[bestIdx];
-    recon = polished[bestIdx];
     // Distinct exact solutions among the polished points (row order and equal-label swaps aside).
-    const exact: { x: Float64Array; y: Float64Array }[] = [];
+    const exact: { x: Float64Array; y: Float64Array; i: number }[] = [];
     for (let i = 0; i < picks.length; i++) {
       const y = labelings[Math.floor(picks[i] / P)];
       const l2 = matchL2(layerFor(y), target, polished[i]).loss;
@@ -566,12 +603,18 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
         const m = reconstructionMetrics(polished[i], e.x, { B, D, K, reconLabels: y, trueLabels: e.y });
         return !(m.relativeError < DISTINCT_REL);
       });
-      if (isNew) exact.push({ x: polished[i], y });
+      if (isNew) exact.push({ x: polished[i], y, i });
     }
+    // Several exact solutions fit equally well (their float64 losses differ at roundoff): return the
+    // one from the best device restart, a choice that does not hang on that roundoff.
+    if (exact.length > 0) bestIdx = exact[0].i;
+    bestP = picks[bestIdx];
+    recon = polished[bestIdx];
     polishOut = {
       restarts: picks, iterations: POLISH_ITERATIONS, lossBefore: before, lossAfter: after, chosen: bestIdx,
       exactSolutions: exact.map((e) => rows(e.x, B, D)),
       ambiguous: exact.length > 1,
+      ...(truth ? { truthAmongExact: exact.some((e) => score(e.x, e.y).success) } : {}),
     };
   }
   const chosen = Math.floor(bestP / P);

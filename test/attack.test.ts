@@ -156,6 +156,25 @@ describe('attack on the GPU', () => {
     for (const x of sols) expect(matchL2(sc, sc.gradient, x.flat()).loss).toBeLessThan(1e-14 * gradientNormSq(sc.gradient));
   });
 
+  it('polishes one restart per basin, so that two picks find both exact solutions of seed 96', async () => {
+    // (2,1,1) seed 96: the truth and a second input ~50% away both fit the gradient exactly. Most of
+    // the best restarts sit on the second one; picking by loss alone polished it 4 times over.
+    const sc = simulateScenario({ dataset: 'gaussian', B: 2, D: 1, K: 1, seed: 96 });
+    const opts = { restarts: 64, iterations: 1500, seed: 96, optimizer: 'lbfgs' as const };
+    const r = await attack(null, sc, { ...opts, polish: 2 });
+    const p = r.polish!;
+    expect(p.restarts).toHaveLength(2);
+    expect(p.ambiguous).toBe(true);
+    expect(p.exactSolutions).toHaveLength(2);
+    expect(p.truthAmongExact).toBe(true);
+    const errs = p.exactSolutions.map((x) => relError(x.flat(), sc.inputs!)).sort((a, b) => a - b);
+    expect(errs[0]).toBeLessThan(1e-3);
+    expect(errs[1]).toBeGreaterThan(0.1);
+    // The reconstruction is the exact solution of the better device restart (not a roundoff-level choice).
+    expect(p.chosen).toBe(0);
+    expect(r.restarts.best).toBe(p.restarts[0]);
+  });
+
   it('stops at the next readback when aborted, and still returns the best point so far', async () => {
     const sc = gaussian(2, 1, 1, 7);
     const ctl = new AbortController();
