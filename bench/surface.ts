@@ -1,7 +1,7 @@
 /**
  * bench/surface: loss-surface grid points per second, GPU (projected kernel) against the f64
  * CPU path in the same run, plus end-to-end `dlg surface` at 4096² to PNG.
- * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|general] [--skip-e2e]
+ * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|general] [--fixed-loops off] [--skip-e2e]
  *        [--case "B,D,K,res[,target];..."]
  * Prints JSON lines. Targets (issue 4, 2-core lavapipe): (2,1,1) 4096² ≥ 3e8 points/s,
  * (2,64,10) 2048² ≥ 3e7, (8,784,10) 1024² ≥ 1e7; e2e 4096² PNG < 5 s.
@@ -20,6 +20,8 @@ const args = benchArgs();
 const quick = Boolean(args.quick);
 const wg = typeof args.wg === 'number' ? args.wg : undefined;
 const kernelOpt = typeof args.kernel === 'string' ? (args.kernel as SurfaceKernel) : undefined;
+// --fixed-loops off: loop bounds read at run time (the comparison for the fixed-K/r kernels)
+const fixedLoops = args['fixed-loops'] !== 'off';
 
 function scenario(B: number, D: number, K: number, seed = 1): Scenario {
   const rng = new Rng(seed);
@@ -57,7 +59,7 @@ try {
       { kind: 'coords', plane: coordinatePlane(s, { a: [0, 0], b: [1, 0] }) }, // r ≤ B + 2
     ];
     for (const { kind, plane } of planes) {
-      const h = createSurface(device, s, plane, res, { label: 'bench.surface', workgroupSize: wg, kernel: kernelOpt });
+      const h = createSurface(device, s, plane, res, { label: 'bench.surface', workgroupSize: wg, kernel: kernelOpt, fixedLoops });
       const points = res * res;
       // Kernel only (all tiles, no readback).
       const kernel = await timeGpu(
@@ -86,6 +88,8 @@ try {
         plane: kind,
         rank: h.rank,
         kernel: h.kernel,
+        fixedLoops: h.fixedLoops,
+        geometric: h.geometric,
         res,
         points,
         kernelMs: kernel.medianMs,
