@@ -16,6 +16,10 @@ struct Params {
   oy: u32,   // offset of y
   oG: u32,   // offset of G (the shared ∇W)
   og: u32,   // offset of g (the shared ∇b)
+  // D = K = 1, B ≤ 2 (objectivePair): the layer as uniforms, (w, b, y₀, y₁) and (G, g, 0, 0); a
+  // uniform is a broadcast where a storage read is a load per lane on CPU adapters
+  pairLayer: vec4<f32>,
+  pairTarget: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;

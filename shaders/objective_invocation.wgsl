@@ -167,12 +167,12 @@ fn objectivePair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let B = prm.B;
   let has1 = B > 1u;
   let last = prm.P * B - 1u;
-  let w = layer[0];
-  let b = layer[prm.ob];
-  let y0 = layer[prm.oy];
-  let y1 = select(0.0, layer[prm.oy + 1u], has1);
-  let G = layer[prm.oG];
-  let g = layer[prm.og];
+  let w = prm.pairLayer.x;
+  let b = prm.pairLayer.y;
+  let y0 = prm.pairLayer.z;
+  let y1 = prm.pairLayer.w; // 0 when B = 1
+  let G = prm.pairTarget.x;
+  let g = prm.pairTarget.y;
   // Lanes past P read a clamped (valid) element and are never stored.
   let i0 = min(vec4<u32>(p0, p0 + 1u, p0 + 2u, p0 + 3u) * B, vec4<u32>(last));
   let i1 = min(i0 + vec4<u32>(1u), vec4<u32>(last));

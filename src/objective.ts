@@ -21,6 +21,9 @@ import streamSrc from '../shaders/objective_stream.wgsl';
 import workgroupSrc from '../shaders/objective_workgroup.wgsl';
 import victimSrc from '../shaders/victim_gradient.wgsl';
 
+/** Params in shaders/objective_common.wgsl: 12 words, then the pair kernel's two vec4s. */
+const PARAMS_BYTES = 80;
+
 export type ObjectiveRegime = 'invocation' | 'stream' | 'workgroup';
 
 /** Size caps of the kernels' fixed arrays; they mirror the WGSL constants (a test checks that). */
@@ -241,7 +244,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
 
   const BD = B * D;
   checkBindingSize(device, `x (P·B·D = ${P}·${B}·${D} f32 fake inputs)`, P * BD * 4);
-  const u = new ArrayBuffer(48);
+  const u = new ArrayBuffer(PARAMS_BYTES);
   const ui = new Uint32Array(u);
   const uf = new Float32Array(u);
   const invN = 1 / normaliser(B, K, opts.layer.reduction);
@@ -249,6 +252,10 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   ui.set([B, D, K, P, BD, B * K, D * K]);
   ui.set([D * K, D * K + K, D * K + K + B * K, 2 * D * K + K + B * K], 8);
   uf[7] = invN;
+  if (D === 1 && K === 1 && B <= 2) {
+    const L = opts.layer;
+    uf.set([L.W[0], L.b[0], L.y[0], B > 1 ? L.y[1] : 0, opts.target.W[0], opts.target.b[0], 0, 0], 12);
+  }
   checkBindingSize(device, `layer constants (W, b, y, G, g: ${packed.length} f32)`, packed.length * 4);
   // objectivePair advances four restarts per invocation.
   const perInvocation = objectiveEntryPoint(regime, B, D, K) === 'objectivePair' ? 4 : 1;
@@ -263,7 +270,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   const stream = regime === 'stream';
   const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, K));
   const layouts = objectiveLayouts(device);
-  const params = uniformBuffer(device, `${label}.params`, 48);
+  const params = uniformBuffer(device, `${label}.params`, PARAMS_BYTES);
   const layerBuf = storageBuffer(device, `${label}.layer`, packed.byteLength);
   const xBuf = storageBuffer(device, `${label}.x`, P * BD * 4);
   const lossBuf = storageBuffer(device, `${label}.loss`, P * 4);
