@@ -56,9 +56,10 @@ function summary(r: AttackResult): string {
   ];
   if (r.polish) {
     const i = r.polish.chosen;
-    lines.push(`float64 polish of the best ${r.polish.restarts.length} restarts: chosen loss ${fmt(r.polish.lossBefore[i])} → ${fmt(r.polish.lossAfter[i])}`);
+    lines.push(`float64 polish of ${r.polish.restarts.length} restarts (the best of each basin): chosen loss ${fmt(r.polish.lossBefore[i])} → ${fmt(r.polish.lossAfter[i])}`);
     if (r.polish.ambiguous) {
-      lines.push(`ambiguous: ${r.polish.exactSolutions.length} distinct inputs fit the gradient exactly (polish.exactSolutions); the gradient does not single one out`);
+      const truth = r.polish.truthAmongExact === undefined ? '' : r.polish.truthAmongExact ? '; the truth is one of them' : '; the truth is not among them';
+      lines.push(`ambiguous: ${r.polish.exactSolutions.length} distinct inputs fit the gradient exactly (polish.exactSolutions); the gradient does not single one out${truth}`);
     }
   }
   if (r.labelInference) lines.push(`labels inferred: ${r.labelInference.summary}`);
