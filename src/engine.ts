@@ -8,8 +8,8 @@
  *    (4,16,4)), and for gd/adam also mid sizes within MID_CAPS (B·D ≤ 256, D·K ≤ 128, B·K ≤ 256,
  *    B·D·K ≤ 1024; e.g. (8,16,4), (16,4,10)), where it beats the workgroup kernel ~5× on lavapipe
  *    (bench/attack-mid.ts; cold compiles stay under ~10 s). Its loops run to override capacities
- *    CB, CD, CK so the compiler unrolls them and the arrays stay in registers (dynamically indexed
- *    private arrays are ~10× slower on lavapipe).
+ *    CB, CD, CK (= B, D, K) so the compiler unrolls them and the arrays stay in registers (dynamically
+ *    indexed private arrays are ~10× slower on lavapipe), with no size guards left (EXACT).
  *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
  *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
  *    attack_pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
@@ -115,14 +115,13 @@ const fitsMid = (b: number, d: number, k: number, optimizer?: string): boolean =
   optimizer !== undefined && optimizer !== 'lbfgs' && b <= WORKGROUP_CAPS.B && fitsCaps(MID_CAPS, b, d, k);
 
 /**
- * Loop capacities of the invocation kernel (override constants CB, CD, CK): powers of two ≥ B, D, K
- * so that nearby sizes share a pipeline, or the sizes themselves when the powers would not fit.
+ * Loop capacities of the invocation kernel (override constants CB, CD, CK): the sizes themselves, so
+ * that every `n < B` guard holds and the kernel drops them (EXACT). One pipeline per (B, D, K); padding
+ * to powers of two shared pipelines between nearby sizes, but the guards it needed cost 1.8–5× on
+ * lavapipe (bench/RESULTS.md), and the exact pipelines compile faster.
  */
 export function invocationCapacities(B: number, D: number, K: number): { CB: number; CD: number; CK: number } {
-  const pow2 = (n: number): number => 2 ** Math.ceil(Math.log2(n));
-  const [CB, CD, CK] = [pow2(B), pow2(D), pow2(K)];
-  const fits = fitsInvocation(B, D, K) ? fitsInvocation : (b: number, d: number, k: number) => fitsCaps(MID_CAPS, b, d, k);
-  return fits(CB, CD, CK) ? { CB, CD, CK } : { CB: B, CD: D, CK: K };
+  return { CB: B, CD: D, CK: K };
 }
 
 /** Workgroup size for the workgroup kernel: the smallest power of two ≥ 32 giving ≤ maxRows rows each. */
@@ -267,7 +266,8 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     workgroups = Math.ceil(Math.ceil(total / (4 * quads)) / wg);
   } else if (kernel === 'invocation') {
     wg = INVOCATION_WG;
-    constants = { WG: wg, ...invocationCapacities(B, D, K) };
+    const caps = invocationCapacities(B, D, K);
+    constants = { WG: wg, ...caps, EXACT: caps.CB === B && caps.CD === D && caps.CK === K ? 1 : 0 };
     workgroups = Math.ceil(total / wg);
   } else if (kernel === 'stream') {
     wg = STREAM_WG;

@@ -79,6 +79,8 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
     ['tiny (2,1,1) adam', 2, 1, 1, 'adam', 0.01, 'l2'],
     ['tiny (4,1,4) adam', 4, 1, 4, 'adam', 0.01, 'l2'],
     ['tiny (4,1,4) adam cosine', 4, 1, 4, 'adam', 0.01, 'cosine'],
+    // sizes that are not powers of two: the loops run to B, D, K themselves, with no guards (EXACT)
+    ['tiny (3,5,3) gd', 3, 5, 3, 'gd', 1, 'l2'],
     ['workgroup (2,40,3) gd', 2, 40, 3, 'gd', 2, 'l2'],
     ['workgroup (2,40,3) adam', 2, 40, 3, 'adam', 0.005, 'l2'],
     ['workgroup (2,70,3) adam cosine', 2, 70, 3, 'adam', 0.005, 'cosine'],
@@ -86,6 +88,7 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
     ['mid (8,16,4) adam', 8, 16, 4, 'adam', 0.01, 'l2'],
     ['mid (8,16,4) gd', 8, 16, 4, 'gd', 2, 'l2'],
     ['mid (16,4,10) adam cosine', 16, 4, 10, 'adam', 0.01, 'cosine'],
+    ['mid (5,12,6) adam', 5, 12, 6, 'adam', 0.01, 'l2'],
     // large D with small B·K: the stream kernel (vec4 feature steps, B and K fixed per pipeline)
     ['stream (8,64,10) adam', 8, 64, 10, 'adam', 0.01, 'l2'],
     ['stream (3,36,5) gd', 3, 36, 5, 'gd', 2, 'l2'],
@@ -119,6 +122,7 @@ describe('attack engine: L-BFGS', () => {
   for (const [B, D, K] of [
     [1, 1, 1],
     [2, 1, 1],
+    [3, 5, 3], // the invocation kernel at sizes that are not powers of two
     [2, 40, 3],
   ] as const) {
     it(`converges from near the truth at (${B},${D},${K}) on GPU and CPU, never non-finite`, async () => {
