@@ -27,14 +27,21 @@ try {
   const u = device.createBuffer({ label: 'laneMemory.u', size: 65536, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(x, 0, new Float32Array(T * N * 4).fill(1));
   device.queue.writeBuffer(u, 0, new Float32Array(16384).fill(1));
+  // Textures for `texel` and `storageTexel`: N × T texels (a row per invocation), when the device allows.
+  const texOk = N <= device.limits.maxTextureDimension2D && T <= device.limits.maxTextureDimension2D;
+  const tex = texOk
+    ? device.createTexture({ label: 'laneMemory.texture', size: [N, T], format: 'rgba32float', usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST })
+    : null;
+  if (tex) device.queue.writeTexture({ texture: tex }, new Float32Array(N * T * 4).fill(1), { bytesPerRow: N * 16 }, [N, T]);
   const module = device.createShaderModule({ label: 'laneMemory.module', code: src });
-  for (const entry of ['lane', 'interleaved', 'broadcast', 'broadcast1', 'ubo', 'ubo1']) {
+  for (const entry of ['lane', 'interleaved', 'broadcast', 'broadcast1', 'ubo', 'ubo1', 'texel', 'storageTexel']) {
+    if (entry.endsWith('exel') && !tex) continue;
     const pipeline = device.createComputePipeline({ label: `laneMemory.${entry}Pipeline`, layout: 'auto', compute: { module, entryPoint: entry, constants: { N } } });
-    const used = entry.startsWith('ubo') ? [1, 2] : entry === 'broadcast1' ? [1, 3] : [0, 1];
+    const used = entry.startsWith('ubo') ? [1, 2] : entry === 'broadcast1' ? [1, 3] : entry === 'texel' ? [1, 4] : entry === 'storageTexel' ? [1, 5] : [0, 1];
     const bind = device.createBindGroup({
       label: `laneMemory.${entry}BindGroup`,
       layout: pipeline.getBindGroupLayout(0),
-      entries: used.map((binding) => ({ binding, resource: { buffer: [x, out, u, x][binding] } })),
+      entries: used.map((binding) => ({ binding, resource: binding >= 4 ? tex!.createView() : { buffer: [x, out, u, x][binding] } })),
     });
     const t = await timeGpu(device, (enc) => {
       const pass = enc.beginComputePass({ label: `laneMemory.${entry}Pass` });
@@ -51,6 +58,7 @@ try {
     });
   }
   for (const b of [x, out, u]) b.destroy();
+  tex?.destroy();
   const err = await device.popErrorScope();
   if (err) throw new Error(`validation: ${err.message}`);
 } finally {

@@ -59,3 +59,24 @@ fn ubo1(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
   for (var j = 0u; j < N; j += 8u) { for (var q = 0u; q < 8u; q++) { s += u[(wid.x + j + q) & 4095u]; } }
   out[gid.x] = s;
 }
+
+// The same reads as `lane`, from textures: invocation i reads texels (j, i) of an rgba32float image
+// (one row per invocation), by textureLoad on a sampled texture or a read-only storage texture.
+@group(0) @binding(4) var tex: texture_2d<f32>;
+@group(0) @binding(5) var stex: texture_storage_2d<rgba32float, read>;
+
+@compute @workgroup_size(64)
+fn texel(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  var s = vec4f(0.0);
+  for (var j = 0u; j < N; j += 8u) { for (var q = 0u; q < 8u; q++) { s += textureLoad(tex, vec2u(j + q, i), 0); } }
+  out[i] = s;
+}
+
+@compute @workgroup_size(64)
+fn storageTexel(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  var s = vec4f(0.0);
+  for (var j = 0u; j < N; j += 8u) { for (var q = 0u; q < 8u; q++) { s += textureLoad(stex, vec2u(j + q, i)); } }
+  out[i] = s;
+}
