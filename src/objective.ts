@@ -174,11 +174,13 @@ export function objectiveEntryPoint(regime: ObjectiveRegime, B: number, D: numbe
   return D === 1 && K === 1 && B <= 2 ? 'objectivePair' : 'objectiveInvocation';
 }
 
-function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoint: string, wg: number, B: number, K: number): GPUComputePipeline {
+function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoint: string, wg: number, B: number, D: number, K: number): GPUComputePipeline {
   const c = objectiveLayouts(device);
-  // The stream kernel is specialised for (B, K): its loops over rows and outputs unroll.
-  const fixed: Record<string, number> = regime === 'stream' ? { FB: B, FK: K } : {};
-  const key = `${entryPoint}:${wg}:${regime === 'stream' ? `${B}x${K}` : ''}`;
+  // The stream kernel is specialised for (B, K): its loops over rows and outputs unroll. The invocation
+  // kernel for (D, K): its size guards fold away.
+  const fixed: Record<string, number> =
+    regime === 'stream' ? { FB: B, FK: K } : entryPoint === 'objectiveInvocation' ? { FD: D, FK: K } : {};
+  const key = `${entryPoint}:${wg}:${Object.entries(fixed).map(([k, v]) => `${k}${v}`).join(',')}`;
   let pipeline = c.pipelines.get(key);
   if (!pipeline) {
     let module = c.modules.get(regime);
@@ -268,7 +270,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
 
   const entryPoint = objectiveEntryPoint(regime, B, D, K);
   const stream = regime === 'stream';
-  const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, K));
+  const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, D, K));
   const layouts = objectiveLayouts(device);
   const params = uniformBuffer(device, `${label}.params`, PARAMS_BYTES);
   const layerBuf = storageBuffer(device, `${label}.layer`, packed.byteLength);
