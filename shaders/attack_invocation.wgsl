@@ -18,15 +18,13 @@ const ARMIJO_C1: f32 = 1e-4;
 const CURV_EPS: f32 = 1e-7;
 
 override WG: u32 = 64u;
-// Loop capacities (≥ B, D, K; src/engine.ts passes B, D, K themselves). Loops run to these constants
-// with `if (n < B)` guards, so the compiler unrolls them and keeps the private arrays in registers.
-// Private arrays use capacity strides: x[n·CD + d], W[d·CK + k], e[n·CK + k].
+// Loop bounds: B, D and K themselves, fixed per pipeline by src/engine.ts. Loops run to these constants,
+// so the compiler unrolls them and keeps the private arrays in registers, and the `if (n < nB)` guards
+// below (nB = CB, …) are constants it drops (on lavapipe each guard is a masked branch).
+// Private arrays use these strides: x[n·CD + d], W[d·CK + k], e[n·CK + k].
 override CB: u32 = 2u;
 override CD: u32 = 1u;
 override CK: u32 = 1u;
-// The capacities are the sizes themselves (CB = B, CD = D, CK = K): every guard holds, and with the
-// sizes taken from the constants the compiler drops them (on lavapipe each guard is a masked branch).
-override EXACT: bool = false;
 
 // Params, RestartStat and bindings 0–6: attack_common.wgsl and attack_rows.wgsl.
 
@@ -148,7 +146,7 @@ fn gradFinite() -> bool {
 fn restartIndex(gid: vec3<u32>) -> u32 { return gid.x + gid.y * prm.dispatchX * WG; }
 
 fn loadRestart(r: u32) {
-  nB = select(prm.B, CB, EXACT); nD = select(prm.D, CD, EXACT); nK = select(prm.K, CK, EXACT);
+  nB = CB; nD = CD; nK = CK;
   let BD = prm.BD;
   let K = prm.K;
   for (var i = 0u; i < CB * CD; i++) {

@@ -10,12 +10,10 @@ const MAX_K: u32 = 4u;
 const ROWS_CACHED: u32 = 4u; // rows kept in registers between the two passes (later rows are recomputed)
 
 override WG: u32 = 64u;
-// D and K fixed per pipeline (0: read them from prm). Fixed, every `d < D` guard is a constant and the
-// compiler drops it (on lavapipe each guard is a masked branch).
-override FD: u32 = 0u;
-override FK: u32 = 0u;
-fn nD() -> u32 { return select(prm.D, FD, FD != 0u); }
-fn nK() -> u32 { return select(prm.K, FK, FK != 0u); }
+// D and K, fixed per pipeline by src/objective.ts (objectiveInvocation only): every `d < FD` guard is a
+// constant and the compiler drops it (on lavapipe each guard is a masked branch).
+override FD: u32;
+override FK: u32;
 
 struct Row {
   x: vec4<f32>, // x′_n[d], d < D
@@ -26,19 +24,19 @@ struct Row {
 fn loadRow(at: u32, n: u32, w: array<vec4<f32>, MAX_D>) -> Row {
   var r: Row;
   for (var d = 0u; d < MAX_D; d++) {
-    if (d < nD()) {
+    if (d < FD) {
       r.x[d] = xin[at + d];
     }
   }
   for (var k = 0u; k < MAX_K; k++) {
-    if (k < nK()) {
+    if (k < FK) {
       var z = layer[prm.ob + k];
       for (var d = 0u; d < MAX_D; d++) {
-        if (d < nD()) {
+        if (d < FD) {
           z = fma(r.x[d], w[d][k], z);
         }
       }
-      let res = residual(z, layer[prm.oy + n * nK() + k], prm.invN);
+      let res = residual(z, layer[prm.oy + n * FK + k], prm.invN);
       r.e[k] = res.x;
       r.s[k] = res.y;
     }
@@ -49,13 +47,13 @@ fn loadRow(at: u32, n: u32, w: array<vec4<f32>, MAX_D>) -> Row {
 fn accumulate(r: Row, dw: ptr<function, array<vec4<f32>, MAX_D>>, db: ptr<function, vec4<f32>>) {
   for (var d = 0u; d < MAX_D; d++) {
     for (var k = 0u; k < MAX_K; k++) {
-      if (d < nD() && k < nK()) {
+      if (d < FD && k < FK) {
         (*dw)[d][k] = fma(r.x[d], r.e[k], (*dw)[d][k]);
       }
     }
   }
   for (var k = 0u; k < MAX_K; k++) {
-    if (k < nK()) {
+    if (k < FK) {
       (*db)[k] += r.e[k];
     }
   }
@@ -64,10 +62,10 @@ fn accumulate(r: Row, dw: ptr<function, array<vec4<f32>, MAX_D>>, db: ptr<functi
 fn writeGrad(at: u32, r: Row, w: array<vec4<f32>, MAX_D>, dw: array<vec4<f32>, MAX_D>, db: vec4<f32>) {
   var t = vec4<f32>(0.0);
   for (var k = 0u; k < MAX_K; k++) {
-    if (k < nK()) {
+    if (k < FK) {
       var u = db[k];
       for (var d = 0u; d < MAX_D; d++) {
-        if (d < nD()) {
+        if (d < FD) {
           u = fma(dw[d][k], r.x[d], u);
         }
       }
@@ -75,10 +73,10 @@ fn writeGrad(at: u32, r: Row, w: array<vec4<f32>, MAX_D>, dw: array<vec4<f32>, M
     }
   }
   for (var d = 0u; d < MAX_D; d++) {
-    if (d < nD()) {
+    if (d < FD) {
       var g = 0.0;
       for (var k = 0u; k < MAX_K; k++) {
-        if (k < nK()) {
+        if (k < FK) {
           g = fma(dw[d][k], r.e[k], g);
           g = fma(w[d][k], t[k], g);
         }
@@ -94,8 +92,8 @@ fn objectiveInvocation(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
   if (p >= prm.P) {
     return;
   }
-  let D = nD();
-  let K = nK();
+  let D = FD;
+  let K = FK;
   let base = p * prm.BD;
 
   // Layer constants (uniform loads) and ΔW = −G, Δb = −g to start.

@@ -7,9 +7,9 @@
  *    problems (B·D ≤ 64, D·K ≤ 64, B·K ≤ 32, K ≤ 16, B·D·K ≤ 256; e.g. (2,1,1), (4,1,4), (2,16,4),
  *    (4,16,4)), and for gd/adam also mid sizes within MID_CAPS (B·D ≤ 256, D·K ≤ 128, B·K ≤ 256,
  *    B·D·K ≤ 1024; e.g. (8,16,4), (16,4,10)), where it beats the workgroup kernel ~5× on lavapipe
- *    (bench/attack-mid.ts; cold compiles stay under ~10 s). Its loops run to override capacities
- *    CB, CD, CK (= B, D, K) so the compiler unrolls them and the arrays stay in registers (dynamically
- *    indexed private arrays are ~10× slower on lavapipe), with no size guards left (EXACT).
+ *    (bench/attack-mid.ts; cold compiles stay under ~10 s). Its loops run to B, D, K as override
+ *    constants (CB, CD, CK) so the compiler unrolls them, the arrays stay in registers (dynamically
+ *    indexed private arrays are ~10× slower on lavapipe) and no size guard is left.
  *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
  *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
  *    attack_pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
@@ -113,16 +113,6 @@ const fitsInvocation = (b: number, d: number, k: number): boolean => fitsCaps(IN
 /** gd/adam also run mid sizes on the invocation kernel (MID_CAPS): faster there than the workgroup kernel on lavapipe. */
 const fitsMid = (b: number, d: number, k: number, optimizer?: string): boolean =>
   optimizer !== undefined && optimizer !== 'lbfgs' && b <= WORKGROUP_CAPS.B && fitsCaps(MID_CAPS, b, d, k);
-
-/**
- * Loop capacities of the invocation kernel (override constants CB, CD, CK): the sizes themselves, so
- * that every `n < B` guard holds and the kernel drops them (EXACT). One pipeline per (B, D, K); padding
- * to powers of two shared pipelines between nearby sizes, but the guards it needed cost 1.8–5× on
- * lavapipe (bench/RESULTS.md), and the exact pipelines compile faster.
- */
-export function invocationCapacities(B: number, D: number, K: number): { CB: number; CD: number; CK: number } {
-  return { CB: B, CD: D, CK: K };
-}
 
 /** Workgroup size for the workgroup kernel: the smallest power of two ≥ 32 giving ≤ maxRows rows each. */
 function workgroupSize(B: number, D: number, K: number, maxInvocations: number): number {
@@ -266,8 +256,10 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     workgroups = Math.ceil(Math.ceil(total / (4 * quads)) / wg);
   } else if (kernel === 'invocation') {
     wg = INVOCATION_WG;
-    const caps = invocationCapacities(B, D, K);
-    constants = { WG: wg, ...caps, EXACT: caps.CB === B && caps.CD === D && caps.CK === K ? 1 : 0 };
+    // One pipeline per (B, D, K): the loops run to the sizes themselves and the size guards fold away.
+    // Padding to powers of two shared pipelines between nearby sizes, but its guards cost 1.8–5× on
+    // lavapipe (bench/RESULTS.md), and the exact pipelines compile faster.
+    constants = { WG: wg, CB: B, CD: D, CK: K };
     workgroups = Math.ceil(total / wg);
   } else if (kernel === 'stream') {
     wg = STREAM_WG;
