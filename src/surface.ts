@@ -8,6 +8,7 @@
 import projectedSrc from '../shaders/surface.wgsl';
 import directSrc from '../shaders/surface_direct.wgsl';
 import smallSrc from '../shaders/surface_small.wgsl';
+import unrolledSrc from '../shaders/surface_unrolled.wgsl';
 import { DlgInputError, describe } from './errors.js';
 import { Readback, computeBindGroupLayout, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
 import { matchL2, normaliser } from './model.js';
@@ -25,10 +26,19 @@ const MAX_TILE_BYTES = 128 * 1024 * 1024;
 export type SurfacePath = 'projected' | 'direct';
 /**
  * Projected kernel: 'b2' (shaders/surface_small.wgsl: B ≤ 2, straight-line, constants in a
- * uniform buffer, 16 points per invocation) or 'general' (shaders/surface.wgsl, any B ≤ 64).
- * 'auto' (default) picks 'b2' whenever it applies (B ≤ 2 and K·(2 + r) ≤ SMALL_MAX_C).
+ * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface_unrolled.wgsl: B, K ≤ 16
+ * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
+ * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' where it applies (B ≤ 2 and
+ * K·(2 + r) ≤ SMALL_MAX_C), else 'unrolled' where it applies, else 'general'.
  */
-export type SurfaceKernel = 'auto' | 'b2' | 'general';
+export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
+
+/** The unrolled kernel's caps (its loops are split for B, K ≤ 16 and up to 32 slots). */
+export const UNROLLED_MAX_B = 16;
+export const UNROLLED_MAX_K = 16;
+/** Mirrors MAX_S in shaders/surface_unrolled.wgsl: floats of workgroup memory per row block. */
+const UNROLLED_MAX_FLOATS = 4096;
+const UNROLLED_WG_X = 128;
 
 export interface SurfaceOptions {
   /** Default 'projected' (falls back to 'direct' only when asked). */
@@ -354,6 +364,153 @@ function fillRowData(lay: KernelLayout, plane: Plane, res: number, rowStart: num
   }
 }
 
+/**
+ * The unrolled kernel's per-row blocks (shaders/surface_unrolled.wgsl). Along row β the batch is
+ * X_n + α·U_n (X_n = c_n + β·v_n, U_n = u_n), in coordinates of Q (r-vectors, f64). Per row:
+ * an orthonormal basis P of X_0, U_0, X_1, U_1, … (U_n only for samples in `mask`; modified
+ * Gram–Schmidt twice, dependent directions left as zero slots), then a = PᵀX, b = PᵀU,
+ * Hr = PᵀH and c_row = ‖G − QH‖² + ‖H − P·Hr‖², summed element by element.
+ */
+export class UnrolledRows {
+  readonly B: number;
+  readonly K: number;
+  readonly slots: number;
+  /** Bit n: sample n has a U slot (u_n ≠ 0). */
+  readonly mask: number;
+  /** Floats per row block. */
+  readonly stride: number;
+  private readonly head: Float32Array; // tu | p | q | −g, after trow
+  private readonly slotX: Int32Array;
+  private readonly P: Float64Array; // slots × r
+  private readonly w: Float64Array;
+
+  constructor(
+    private readonly pre: SurfacePrecompute,
+    private readonly lay: KernelLayout,
+    g: Float64Array,
+    plane: Plane,
+    D: number,
+  ) {
+    const { B, K } = pre;
+    this.B = B;
+    this.K = K;
+    let mask = 0;
+    for (let n = 0; n < B; n++) {
+      if (plane.u.subarray(n * D, (n + 1) * D).some((x) => x !== 0)) mask |= 1 << n;
+    }
+    this.mask = mask;
+    this.slotX = new Int32Array(B);
+    let slots = 0;
+    for (let n = 0; n < B; n++) {
+      this.slotX[n] = slots;
+      slots += (mask >> n) & 1 ? 2 : 1;
+    }
+    this.slots = slots;
+    const BK = B * K;
+    this.stride = 4 * BK + K + 2 * slots * B + slots * K + 1;
+    this.head = new Float32Array(3 * BK + K);
+    const c = lay.consts; // tu | p | q (Bk·K, [n·K + k]) with Bk = B
+    for (let n = 0; n < B; n++) {
+      for (let k = 0; k < K; k++) {
+        this.head[k * B + n] = c[n * K + k];
+        this.head[BK + k * B + n] = c[BK + n * K + k];
+        this.head[2 * BK + k * B + n] = c[2 * BK + n * K + k];
+      }
+    }
+    for (let k = 0; k < K; k++) this.head[3 * BK + k] = -g[k];
+    this.P = new Float64Array(slots * pre.r);
+    this.w = new Float64Array(pre.r);
+  }
+
+  /** Row blocks for grid rows [rowStart, rowStart + rows) into out (rows × stride floats). */
+  fill(plane: Plane, res: number, rowStart: number, rows: number, out: Float32Array): void {
+    for (let jl = 0; jl < rows; jl++) {
+      this.row(gridCoord(plane.beta[0], plane.beta[1], res, rowStart + jl), out.subarray(jl * this.stride, (jl + 1) * this.stride));
+    }
+  }
+
+  private row(beta: number, out: Float32Array): void {
+    const { B, K, slots, mask, P, w, pre, lay } = this;
+    const r = pre.r;
+    const BK = B * K;
+    const { ac, av, au, H } = pre;
+    // X_n(β) and U_n as r-vectors: X at vec(n), U at vec(B + n).
+    const vec = (n: number, u: boolean, out: Float64Array) => {
+      for (let i = 0; i < r; i++) out[i] = u ? au[i * B + n] : ac[i * B + n] + beta * av[i * B + n];
+    };
+    let scale = 0;
+    for (let n = 0; n < B; n++) {
+      for (const u of [false, true]) {
+        if (u && !((mask >> n) & 1)) continue;
+        vec(n, u, w);
+        let s = 0;
+        for (let i = 0; i < r; i++) s += w[i] * w[i];
+        scale = Math.max(scale, Math.sqrt(s));
+      }
+    }
+    P.fill(0);
+    for (let n = 0; n < B; n++) {
+      for (const u of [false, true]) {
+        if (u && !((mask >> n) & 1)) continue;
+        const j = this.slotX[n] + (u ? 1 : 0);
+        vec(n, u, w);
+        for (let pass = 0; pass < 2; pass++) {
+          for (let q = 0; q < j; q++) {
+            let d = 0;
+            for (let i = 0; i < r; i++) d += P[q * r + i] * w[i];
+            for (let i = 0; i < r; i++) w[i] -= d * P[q * r + i];
+          }
+        }
+        let nn = 0;
+        for (let i = 0; i < r; i++) nn += w[i] * w[i];
+        nn = Math.sqrt(nn);
+        // Within 1e-12 of the earlier slots: a zero slot (coordinates 0, Hr 0).
+        if (nn > 1e-12 * scale) for (let i = 0; i < r; i++) P[j * r + i] = w[i] / nn;
+      }
+    }
+    out.set(this.head, BK);
+    for (let n = 0; n < B; n++) {
+      for (let k = 0; k < K; k++) {
+        const q = n * K + k;
+        out[k * B + n] = lay.sign[q] * (lay.z0[q] + beta * lay.zv[q]);
+      }
+    }
+    const oA = 4 * BK + K;
+    const oB = oA + slots * B;
+    const oH = oB + slots * B;
+    for (let j = 0; j < slots; j++) {
+      for (let n = 0; n < B; n++) {
+        let a = 0;
+        let b = 0;
+        for (let i = 0; i < r; i++) {
+          a += P[j * r + i] * (ac[i * B + n] + beta * av[i * B + n]);
+          b += P[j * r + i] * au[i * B + n];
+        }
+        out[oA + j * B + n] = a;
+        out[oB + j * B + n] = (mask >> n) & 1 ? b : 0;
+      }
+    }
+    let cRow = pre.constTerm;
+    const Hr = new Float64Array(slots * K);
+    for (let j = 0; j < slots; j++) {
+      for (let k = 0; k < K; k++) {
+        let h = 0;
+        for (let i = 0; i < r; i++) h += P[j * r + i] * H[i * K + k];
+        Hr[j * K + k] = h;
+        out[oH + j * K + k] = -h;
+      }
+    }
+    for (let i = 0; i < r; i++) {
+      for (let k = 0; k < K; k++) {
+        let res = H[i * K + k];
+        for (let j = 0; j < slots; j++) res -= P[j * r + i] * Hr[j * K + k];
+        cRow += res * res;
+      }
+    }
+    out[oH + slots * K] = cRow;
+  }
+}
+
 export function gridAxis(range: [number, number], res: number): Float64Array {
   const out = new Float64Array(res);
   for (let i = 0; i < res; i++) out[i] = gridCoord(range[0], range[1], res, i);
@@ -372,6 +529,9 @@ interface Pipelines {
   smallLayout: GPUBindGroupLayout;
   small: Map<string, GPUComputePipeline>;
   smallModule: GPUShaderModule;
+  unrolledLayout: GPUBindGroupLayout;
+  unrolled: Map<string, GPUComputePipeline>;
+  unrolledModule: GPUShaderModule;
 }
 
 const pipelines = perDevice((device): Pipelines => {
@@ -379,7 +539,11 @@ const pipelines = perDevice((device): Pipelines => {
   const projectedLayout = computeBindGroupLayout(device, 'surface.projectedLayout', ['uniform', ro, ro, ro, 'storage', 'uniform']);
   const directLayout = computeBindGroupLayout(device, 'surface.directLayout', ['uniform', ro, ro, ro, ro, 'storage']);
   const smallLayout = computeBindGroupLayout(device, 'surface.smallLayout', ['uniform', ro, ro, 'uniform', 'storage']);
+  const unrolledLayout = computeBindGroupLayout(device, 'surface.unrolledLayout', ['uniform', ro, ro, 'storage']);
   return {
+    unrolledLayout,
+    unrolled: new Map(),
+    unrolledModule: device.createShaderModule({ label: 'surface.unrolledModule', code: unrolledSrc }),
     smallLayout,
     small: new Map(),
     smallModule: device.createShaderModule({ label: 'surface.smallModule', code: smallSrc }),
@@ -401,25 +565,32 @@ export function sampleCap(B: number): number {
 
 function pipelineFor(
   device: GPUDevice,
-  path: SurfacePath | 'small',
+  path: SurfacePath | 'small' | 'unrolled',
   wg: number,
   nb: number,
   uni = true,
   geometric = false,
-  fixed: { K: number; r: number } = { K: 0, r: 0 },
+  fixed: { K: number; r: number; mask?: number } = { K: 0, r: 0 },
 ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
   const p = pipelines(device);
-  const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : p.direct;
-  const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : p.directLayout;
-  const key = `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}`;
+  const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : path === 'unrolled' ? p.unrolled : p.direct;
+  const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : path === 'unrolled' ? p.unrolledLayout : p.directLayout;
+  const key = `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}/${fixed.mask ?? 0}`;
   let pipeline = cache.get(key);
   if (!pipeline) {
     const constants: Record<string, number> =
-      path === 'projected' ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 } : path === 'small' ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r } : { WG_X: wg };
+      path === 'projected'
+        ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 }
+        : path === 'small'
+          ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r }
+          : path === 'unrolled'
+            ? { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0 }
+            : { WG_X: wg };
+    const module = path === 'projected' ? p.projectedModule : path === 'small' ? p.smallModule : path === 'unrolled' ? p.unrolledModule : p.directModule;
     pipeline = device.createComputePipeline({
       label: `surface.${path}Pipeline`,
       layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
-      compute: { module: path === 'projected' ? p.projectedModule : path === 'small' ? p.smallModule : p.directModule, entryPoint: 'main', constants },
+      compute: { module, entryPoint: 'main', constants },
     });
     cache.set(key, pipeline);
   }
@@ -445,8 +616,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     throw new DlgInputError('scenario', `B·K ≤ ${DIRECT_MAX_BK} for the direct surface kernel`, `B·K = ${B * K}`);
   }
   const kernelOpt = opts.kernel ?? 'auto';
-  if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'general') {
-    throw new DlgInputError('kernel', "'auto', 'b2' or 'general'", describe(kernelOpt));
+  if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'unrolled' && kernelOpt !== 'general') {
+    throw new DlgInputError('kernel', "'auto', 'b2', 'unrolled' or 'general'", describe(kernelOpt));
   }
   const invN = 1 / normaliser(B, K, scenario.reduction);
   const pre = path === 'projected' ? surfacePrecompute(scenario, plane) : null;
@@ -454,17 +625,25 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   if (pre && kernelOpt === 'b2' && !smallFits) {
     throw new DlgInputError('kernel', `'b2' only for B ≤ 2 and K·(5 + r) ≤ ${SMALL_MAX_C}`, `B = ${B}, K = ${K}, r = ${pre.r}`);
   }
-  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : 'general') : kernelOpt;
-  // Samples padded with zero rows to the kernel's B: 2 (small) or NB (general, guard-free loops).
-  const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : sampleCap(B), invN) : null;
+  // Unrolled: B, K ≤ 16 and its row block within workgroup memory (2B slots at most).
+  const unrolledFloats = 4 * B * K + K + 2 * (2 * B) * B + 2 * B * K + 1;
+  const unrolledFits =
+    pre !== null && B <= UNROLLED_MAX_B && K <= UNROLLED_MAX_K && 4 * unrolledFloats <= Math.min(UNROLLED_MAX_FLOATS * 4, device.limits.maxComputeWorkgroupStorageSize);
+  if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
+    throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
+  }
+  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : unrolledFits ? 'unrolled' : 'general') : kernelOpt;
+  // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
+  const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
+  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D) : null;
   // Projected kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}
   // (the general kernel only with its uniform constants).
   const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
-  const geoFits = kernel !== null && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
+  const geoFits = kernel !== null && kernel !== 'unrolled' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
   const uniGeo = kernel === 'general' && lay && pre && opts.uniformConsts !== false && geoFits ? generalUniform(lay, K, pre.r, step) : null;
   const uniData = uniGeo ?? (kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r, null) : null);
   const geometric = geoFits && (kernel === 'b2' || uniGeo !== null);
-  const stride = lay ? lay.stride : 0;
+  const stride = rowsU ? rowsU.stride : lay ? lay.stride : 0;
 
   const lim = device.limits;
   const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, MAX_TILE_BYTES);
@@ -484,8 +663,10 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const uni = uniData !== null;
   // The small kernel with K and r fixed (unrolled loops) where K·(r + 1) is small, else read from P.
   const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };
-  const { pipeline, layout } = pipelineFor(device, kernel === 'b2' ? 'small' : path, opts.workgroupSize ?? WG_X, sampleCap(B), uni, geometric, fixed);
-  const wgX = opts.workgroupSize ?? WG_X;
+  const wgX = opts.workgroupSize ?? (rowsU ? UNROLLED_WG_X : WG_X);
+  const { pipeline, layout } = rowsU
+    ? pipelineFor(device, 'unrolled', wgX, B, true, false, { K, r: 0, mask: rowsU.mask })
+    : pipelineFor(device, kernel === 'b2' ? 'small' : path, wgX, sampleCap(B), uni, geometric, fixed);
   const params = uniformBuffer(device, `${label}.params`, 32);
   // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
   const resPad = path === 'projected' ? Math.ceil(res / 16) * 16 : res;
@@ -498,7 +679,26 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const pu = new Uint32Array(paramsHost);
   const pf = new Float32Array(paramsHost);
 
-  if (pre && lay) {
+  if (rowsU) {
+    const alphas = new Float32Array(res);
+    for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
+    const alphaBuf = storageBuffer(device, `${label}.alphas`, alphas.byteLength);
+    rowBuf = storageBuffer(device, `${label}.rowData`, tileRows * stride * 4);
+    rowHost = new Float32Array(tileRows * stride);
+    owned.push(alphaBuf, rowBuf);
+    device.queue.writeBuffer(alphaBuf, 0, alphas);
+    bindGroup = device.createBindGroup({
+      label: `${label}.unrolledBindGroup`,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: alphaBuf } },
+        { binding: 2, resource: { buffer: rowBuf } },
+        { binding: 3, resource: { buffer: fieldBuf } },
+      ],
+    });
+    pu.set([res, 0, stride, resPad]);
+  } else if (pre && lay) {
     const alphas = new Float32Array(resPad);
     for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
     const consts = kernel === 'b2' ? smallConsts(lay, K, pre.r, geometric ? step : null) : lay.consts;
@@ -568,7 +768,10 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
 
   function encodeTile(enc: GPUCommandEncoder, rowStart: number, rows: number): void {
     pu[1] = rows;
-    if (lay && rowBuf && rowHost) {
+    if (rowsU && rowBuf && rowHost) {
+      rowsU.fill(plane, res, rowStart, rows, rowHost);
+      device.queue.writeBuffer(rowBuf, 0, rowHost.buffer, 0, rows * stride * 4);
+    } else if (lay && rowBuf && rowHost) {
       fillRowData(lay, plane, res, rowStart, rows, rowHost);
       device.queue.writeBuffer(rowBuf, 0, rowHost.buffer, 0, rows * stride * 4);
     } else {
@@ -578,8 +781,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     const pass = enc.beginComputePass({ label: `${label}.pass` });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    // Grid points per invocation: 1 (direct), 16 (projected, general and small).
-    pass.dispatchWorkgroups(Math.ceil(resPad / (kernel ? 16 : 1) / wgX), rows);
+    // Grid points per invocation: 1 (direct, unrolled), 16 (general and small).
+    pass.dispatchWorkgroups(Math.ceil((rowsU ? res : resPad / (kernel ? 16 : 1)) / wgX), rows);
     pass.end();
   }
 

@@ -240,12 +240,17 @@ describe('surface kernel', () => {
     const s = scenario(3, 9, 4, 41);
     const plane = randomPlane(s, { seed: 5 });
     const res = 101;
-    for (const path of ['projected', 'direct'] as const) {
-      const one = createSurface(gpu(), s, plane, res, { path });
+    for (const [path, kernel] of [
+      ['projected', 'auto'],
+      ['projected', 'general'],
+      ['direct', 'auto'],
+    ] as const) {
+      const one = createSurface(gpu(), s, plane, res, { path, kernel });
       expect(one.tiles).toBe(1);
+      expect(one.kernel).toBe(path === 'direct' ? null : kernel === 'auto' ? 'unrolled' : kernel);
       const whole = (await one.render()) as Float32Array;
       one.destroy();
-      const tiled = createSurface(gpu(), s, plane, res, { path, tileRows: 34 });
+      const tiled = createSurface(gpu(), s, plane, res, { path, kernel, tileRows: 34 });
       expect(tiled.tiles).toBe(3);
       const got = new Float32Array(res * res);
       const starts: number[] = [];
@@ -311,7 +316,51 @@ describe('surface kernel', () => {
     for (let p = 0; p < 81; p++) expect(Math.abs(cf[p] - cc[p]), `coarse point ${p}`).toBeLessThanOrEqual(2e-7 * sc2 + 1e-4 * cc[p]);
     const s3 = scenario(3, 4, 2, 52);
     expect(() => createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9, { kernel: 'b2' })).toThrow(/kernel.*B ≤ 2/);
-    expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe('general');
+    expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe('unrolled');
+  });
+
+  it('unrolled kernel (B, K ≤ 16 fixed, per-row basis): agrees with the general kernel and the CPU on random, coordinate and degenerate-row planes', async () => {
+    for (const [B, D, K, reduction, soft] of [
+      [3, 5, 1, 'mean', false],
+      [5, 12, 7, 'sum', true],
+      [8, 40, 10, 'mean', false],
+      [16, 20, 16, 'mean', false],
+      [1, 4, 2, 'mean', false],
+    ] as const) {
+      const s = scenario(B, D, K, 71, reduction, soft);
+      const scale = gradientNormSq(s.gradient);
+      const planes: [string, Plane][] = [['random', randomPlane(s, { seed: 4, span: 1.5 })]];
+      // u and v each move one coordinate: a U slot for one sample only (UMASK with one bit).
+      if (B > 1) planes.push(['coords', coordinatePlane(s, { a: [0, 0], b: [B - 1, 1] })]);
+      // Rows 0 and 1 of the centre equal and v zero there: X_1 ∥ X_0 on every row (a zero slot).
+      if (B > 1) {
+        const c = Float64Array.from(s.inputs!);
+        c.copyWithin(D, 0, D);
+        const v = new Float64Array(B * D).map((_, q) => (q < 2 * D ? 0 : Math.sin(q)));
+        const u = new Float64Array(B * D).map((_, q) => Math.cos(3 * q));
+        planes.push(['dependent', { center: c, u, v, alpha: [-1, 1], beta: [-1, 1] }]);
+      }
+      for (const [name, plane] of planes) {
+        const res = 41;
+        const h = createSurface(gpu(), s, plane, res, { kernel: 'unrolled' });
+        expect(h.kernel).toBe('unrolled');
+        const fu = (await h.render()) as Float32Array;
+        h.destroy();
+        const fg = await surface(gpu(), s, plane, res, { kernel: 'general' });
+        const cpu = surfaceCpu(s, plane, res);
+        for (let p = 0; p < res * res; p++) {
+          const tol = 2e-7 * scale + 1e-4 * cpu[p];
+          expect(Math.abs(fu[p] - cpu[p]), `${name} B=${B} K=${K} point ${p}: ${fu[p]} vs ${cpu[p]}`).toBeLessThanOrEqual(tol);
+          expect(Math.abs(fu[p] - fg[p]), `${name} B=${B} K=${K} point ${p} against general`).toBeLessThanOrEqual(2 * tol);
+        }
+      }
+    }
+    // Caps: B or K over 16 is refused when asked for, and auto falls back to the general kernel.
+    const big = scenario(17, 3, 2, 72);
+    expect(() => createSurface(gpu(), big, randomPlane(big, { seed: 1 }), 9, { kernel: 'unrolled' })).toThrow(/kernel.*B ≤ 16 and K ≤ 16.*B = 17/);
+    expect(createSurface(gpu(), big, randomPlane(big, { seed: 1 }), 9).kernel).toBe('general');
+    const wide = scenario(3, 3, 17, 73);
+    expect(createSurface(gpu(), wide, randomPlane(wide, { seed: 1 }), 9).kernel).toBe('general');
   });
 
   it('general kernel, B > 2 (padded samples): shared exps agree with per-point exps and the CPU', async () => {
@@ -323,8 +372,8 @@ describe('surface kernel', () => {
       const scale = gradientNormSq(s.gradient);
       const plane = randomPlane(s, { seed: 4, span: 1.5 });
       const res = 45;
-      const geo = createSurface(gpu(), s, plane, res);
-      const exp = createSurface(gpu(), s, plane, res, { geometric: false });
+      const geo = createSurface(gpu(), s, plane, res, { kernel: 'general' });
+      const exp = createSurface(gpu(), s, plane, res, { kernel: 'general', geometric: false });
       expect([geo.kernel, geo.geometric, exp.geometric]).toEqual(['general', true, false]);
       const fg = (await geo.render()) as Float32Array;
       const fe = (await exp.render()) as Float32Array;

@@ -1,0 +1,141 @@
+// Loss surface L_r over a plane, projected path, for 3 ≤ B ≤ 16 and K ≤ 16 with B and K fixed per
+// pipeline, so that every loop has a constant trip count and unrolls. Same quantity as
+// shaders/surface.wgsl, in a per-row basis:
+//
+//   along grid row β the batch is x′_n(α) = X_n + α·U_n with X_n = c_n + β·v_n, U_n = u_n. The host
+//   (f64) orthonormalises X_0, U_0, X_1, U_1, … (U_n only where u_n ≠ 0, bit n of UMASK) into NS ≤ 2B
+//   slots, so sample n has coordinates only in slots ≤ its own: a triangular A(α) = a + α·b.
+//   t_nk(α) = trow_nk + α·tu_nk,   e_nk = p_nk·σ(t_nk) + q_nk   (sign-folded, see surface.wgsl)
+//   L_r = Σ_k (Σ_n e_nk − g_k)² + Σ_{j<NS, k} (Σ_{n ≥ n0(j)} A_jn e_nk − Hr_jk)² + c_row
+//
+// with Hr = PᵀH and c_row = ‖G − QH‖² + ‖H − P·Hr‖² per row (f64 on the host). Residuals are
+// accumulated element by element: nothing cancels against ‖G‖² (no Gram expansion).
+//
+// Why this shape (lavapipe, Mesa 25.0): a loop that is not unrolled keeps its counter per lane, so
+// every read it indexes becomes a lane-by-lane gather; reads at constant addresses are one scalar
+// load and a broadcast. Loops here are unrolled by construction: trip counts come from override
+// constants, and loops whose unrolled body would exceed the compiler's unroll budget are split into
+// calls with constant arguments (errors2, slots4). Constants come from workgroup memory, filled once
+// per workgroup (one grid row): uniform- and storage-buffer reads carry a bounds check each.
+
+override WG_X: u32 = 64u;
+override NB: u32 = 8u;         // B
+override FK: u32 = 10u;        // K
+override UMASK: u32 = 0xffffu; // bit n: sample n has a U slot (u_n ≠ 0)
+
+const MAX_S: u32 = 4096u;      // floats of workgroup memory (16 KiB, WebGPU's default limit)
+
+struct Params {
+  res: u32,     // grid points per row
+  rows: u32,    // rows in this tile
+  stride: u32,  // floats per row block in rowData
+  pitch: u32,   // floats per row of `field` (res, padded)
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> alphas: array<f32>; // α_i
+// Per row: trow [k·B + n] | tu | p | q | −g_k | a [j·B + n] | b [j·B + n] | −Hr [j·K + k] | c_row
+@group(0) @binding(2) var<storage, read> rowData: array<f32>;
+@group(0) @binding(3) var<storage, read_write> field: array<f32>; // rows × pitch
+
+var<workgroup> S: array<f32, MAX_S>;
+var<private> e: array<f32, 256>; // e_nk at [k·B + n]
+
+// Slot of X_n; U_n (when present) takes the next one.
+fn slotX(n: u32) -> u32 {
+  return n + countOneBits(UMASK & ((1u << n) - 1u));
+}
+fn hasU(n: u32) -> bool {
+  return ((UMASK >> n) & 1u) != 0u;
+}
+// Number of slots.
+fn slotCount() -> u32 {
+  return slotX(NB - 1u) + select(1u, 2u, hasU(NB - 1u));
+}
+// The first sample with a coordinate in slot j (later samples all have one).
+fn firstSample(j: u32) -> u32 {
+  var m = 0u;
+  for (var n = 0u; n < NB; n++) {
+    if (slotX(n) <= j) {
+      m = n;
+    }
+  }
+  return m;
+}
+
+fn oTU() -> u32 { return NB * FK; }
+fn oP() -> u32 { return 2u * NB * FK; }
+fn oQ() -> u32 { return 3u * NB * FK; }
+fn oG() -> u32 { return 4u * NB * FK; }
+fn oA() -> u32 { return oG() + FK; }
+fn oB() -> u32 { return oA() + slotCount() * NB; }
+fn oH() -> u32 { return oB() + slotCount() * NB; }
+fn oC() -> u32 { return oH() + slotCount() * FK; }
+
+// σ(t) = 1/(1 + e^−t) with one exp and one division; the clamp keeps e^−t finite (σ < 2e-35 there).
+fn sigmoid(t: f32) -> f32 {
+  return 1.0 / (1.0 + exp(min(-t, 80.0)));
+}
+
+// Outputs k0 and k0 + 1: e_nk into `e`, and (Σ_n e_nk − g_k)².
+fn errors2(k0: u32, alpha: f32) -> f32 {
+  var L = 0.0;
+  for (var k = k0; k < min(k0 + 2u, FK); k++) {
+    var sb = S[oG() + k];
+    for (var n = 0u; n < NB; n++) {
+      let i = k * NB + n;
+      let en = S[oP() + i] * sigmoid(S[i] + alpha * S[oTU() + i]) + S[oQ() + i];
+      e[i] = en;
+      sb += en;
+    }
+    L += sb * sb;
+  }
+  return L;
+}
+
+// Σ_k (Σ_n A_jn(α) e_nk − Hr_jk)² for slot j.
+fn slot(j: u32, alpha: f32) -> f32 {
+  if (j >= slotCount()) {
+    return 0.0;
+  }
+  let n0 = firstSample(j);
+  var A: array<f32, 16>;
+  for (var n = n0; n < NB; n++) {
+    A[n] = S[oA() + j * NB + n];
+    if (hasU(n)) {
+      A[n] += alpha * S[oB() + j * NB + n];
+    }
+  }
+  var L = 0.0;
+  for (var k = 0u; k < FK; k++) {
+    var acc = S[oH() + j * FK + k];
+    for (var n = n0; n < NB; n++) {
+      acc += A[n] * e[k * NB + n];
+    }
+    L += acc * acc;
+  }
+  return L;
+}
+
+fn slots4(j0: u32, alpha: f32) -> f32 {
+  return slot(j0, alpha) + slot(j0 + 1u, alpha) + slot(j0 + 2u, alpha) + slot(j0 + 3u, alpha);
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3u) {
+  // One grid row per workgroup row: its constants into workgroup memory.
+  let base = wid.y * P.stride;
+  for (var q = li; q < P.stride; q += WG_X) {
+    S[q] = rowData[base + q];
+  }
+  workgroupBarrier();
+  let alpha = alphas[min(gid.x, P.res - 1u)];
+  // K ≤ 16 in pairs, NS ≤ 32 slots in fours; calls past K or NS fold away.
+  var L = errors2(0u, alpha) + errors2(2u, alpha) + errors2(4u, alpha) + errors2(6u, alpha);
+  L += errors2(8u, alpha) + errors2(10u, alpha) + errors2(12u, alpha) + errors2(14u, alpha);
+  L += slots4(0u, alpha) + slots4(4u, alpha) + slots4(8u, alpha) + slots4(12u, alpha);
+  L += slots4(16u, alpha) + slots4(20u, alpha) + slots4(24u, alpha) + slots4(28u, alpha);
+  if (gid.x < P.res) {
+    field[wid.y * P.pitch + gid.x] = L + S[oC()];
+  }
+}
