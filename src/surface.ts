@@ -29,7 +29,8 @@ export type SurfacePath = 'projected' | 'direct';
  * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface_unrolled.wgsl: B, K ≤ 16
  * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
  * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' where it applies (B ≤ 2 and
- * K·(2 + r) ≤ SMALL_MAX_C), else 'unrolled' where it applies, else 'general'.
+ * K·(2 + r) ≤ SMALL_MAX_C), else 'unrolled' where it applies and K·B·(B + 1) ≤ UNROLLED_AUTO_MAX_WORK
+ * (its compile time grows with that), else 'general'.
  */
 export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
 
@@ -38,6 +39,11 @@ export const UNROLLED_MAX_B = 16;
 export const UNROLLED_MAX_K = 16;
 /** Mirrors MAX_S in shaders/surface_unrolled.wgsl: floats of workgroup memory per row block. */
 const UNROLLED_MAX_FLOATS = 4096;
+/**
+ * 'auto' picks the unrolled kernel up to this many multiply-adds per grid point, K·B·(B + 1): its
+ * straight-line code takes lavapipe about 3 s to compile at (8, ·, 10) (720) and 8–25 s at 1400–4400.
+ */
+export const UNROLLED_AUTO_MAX_WORK = 1024;
 const UNROLLED_WG_X = 128;
 
 export interface SurfaceOptions {
@@ -379,7 +385,7 @@ export class UnrolledRows {
   readonly mask: number;
   /** Floats per row block. */
   readonly stride: number;
-  private readonly head: Float32Array; // tu | p | q | −g, after trow
+  private readonly head: Float32Array; // tu | p | q | (1, ρ, ρ², ρ³) | −g, after trow
   private readonly slotX: Int32Array;
   private readonly P: Float64Array; // slots × r
   private readonly w: Float64Array;
@@ -390,6 +396,8 @@ export class UnrolledRows {
     g: Float64Array,
     plane: Plane,
     D: number,
+    /** Grid step along α when the kernel shares exps geometrically (GEOM), else null. */
+    step: number | null,
   ) {
     const { B, K } = pre;
     this.B = B;
@@ -407,17 +415,20 @@ export class UnrolledRows {
     }
     this.slots = slots;
     const BK = B * K;
-    this.stride = 4 * BK + K + 2 * slots * B + slots * K + 1;
-    this.head = new Float32Array(3 * BK + K);
+    this.stride = 8 * BK + K + 2 * slots * B + slots * K + 1;
+    this.head = new Float32Array(7 * BK + K);
     const c = lay.consts; // tu | p | q (Bk·K, [n·K + k]) with Bk = B
     for (let n = 0; n < B; n++) {
       for (let k = 0; k < K; k++) {
         this.head[k * B + n] = c[n * K + k];
         this.head[BK + k * B + n] = c[BK + n * K + k];
         this.head[2 * BK + k * B + n] = c[2 * BK + n * K + k];
+        // ρ = e^{−tu·h} from the f64 tu (sign·zu), powers in f64.
+        const rho = step === null ? 1 : Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step);
+        this.head.set([1, rho, rho * rho, rho * rho * rho], 3 * BK + 4 * (k * B + n));
       }
     }
-    for (let k = 0; k < K; k++) this.head[3 * BK + k] = -g[k];
+    for (let k = 0; k < K; k++) this.head[7 * BK + k] = -g[k];
     this.P = new Float64Array(slots * pre.r);
     this.w = new Float64Array(pre.r);
   }
@@ -475,7 +486,7 @@ export class UnrolledRows {
         out[k * B + n] = lay.sign[q] * (lay.z0[q] + beta * lay.zv[q]);
       }
     }
-    const oA = 4 * BK + K;
+    const oA = 8 * BK + K;
     const oB = oA + slots * B;
     const oH = oB + slots * B;
     for (let j = 0; j < slots; j++) {
@@ -584,7 +595,7 @@ function pipelineFor(
         : path === 'small'
           ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r }
           : path === 'unrolled'
-            ? { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0 }
+            ? { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0, GEOM: geometric ? 1 : 0 }
             : { WG_X: wg };
     const module = path === 'projected' ? p.projectedModule : path === 'small' ? p.smallModule : path === 'unrolled' ? p.unrolledModule : p.directModule;
     pipeline = device.createComputePipeline({
@@ -626,23 +637,27 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     throw new DlgInputError('kernel', `'b2' only for B ≤ 2 and K·(5 + r) ≤ ${SMALL_MAX_C}`, `B = ${B}, K = ${K}, r = ${pre.r}`);
   }
   // Unrolled: B, K ≤ 16 and its row block within workgroup memory (2B slots at most).
-  const unrolledFloats = 4 * B * K + K + 2 * (2 * B) * B + 2 * B * K + 1;
+  const unrolledFloats = 8 * B * K + K + 2 * (2 * B) * B + 2 * B * K + 1;
   const unrolledFits =
     pre !== null && B <= UNROLLED_MAX_B && K <= UNROLLED_MAX_K && 4 * unrolledFloats <= Math.min(UNROLLED_MAX_FLOATS * 4, device.limits.maxComputeWorkgroupStorageSize);
   if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
     throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
   }
-  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : unrolledFits ? 'unrolled' : 'general') : kernelOpt;
+  const unrolledAuto = unrolledFits && K * B * (B + 1) <= UNROLLED_AUTO_MAX_WORK;
+  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : unrolledAuto ? 'unrolled' : 'general') : kernelOpt;
   // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
-  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D) : null;
+  const stepA = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
+  // Unrolled kernel: one exp per sample and output for its 4 points where every ρ^m (m ≤ 3) is within e^{±20}.
+  const geoU = kernel === 'unrolled' && pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * stepA) <= 20);
+  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D, geoU ? stepA : null) : null;
   // Projected kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}
   // (the general kernel only with its uniform constants).
   const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
   const geoFits = kernel !== null && kernel !== 'unrolled' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
   const uniGeo = kernel === 'general' && lay && pre && opts.uniformConsts !== false && geoFits ? generalUniform(lay, K, pre.r, step) : null;
   const uniData = uniGeo ?? (kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r, null) : null);
-  const geometric = geoFits && (kernel === 'b2' || uniGeo !== null);
+  const geometric = geoU || (geoFits && (kernel === 'b2' || uniGeo !== null));
   const stride = rowsU ? rowsU.stride : lay ? lay.stride : 0;
 
   const lim = device.limits;
@@ -665,7 +680,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };
   const wgX = opts.workgroupSize ?? (rowsU ? UNROLLED_WG_X : WG_X);
   const { pipeline, layout } = rowsU
-    ? pipelineFor(device, 'unrolled', wgX, B, true, false, { K, r: 0, mask: rowsU.mask })
+    ? pipelineFor(device, 'unrolled', wgX, B, true, geometric, { K, r: 0, mask: rowsU.mask })
     : pipelineFor(device, kernel === 'b2' ? 'small' : path, wgX, sampleCap(B), uni, geometric, fixed);
   const params = uniformBuffer(device, `${label}.params`, 32);
   // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
@@ -680,7 +695,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const pf = new Float32Array(paramsHost);
 
   if (rowsU) {
-    const alphas = new Float32Array(res);
+    const alphas = new Float32Array(resPad);
     for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
     const alphaBuf = storageBuffer(device, `${label}.alphas`, alphas.byteLength);
     rowBuf = storageBuffer(device, `${label}.rowData`, tileRows * stride * 4);
@@ -697,7 +712,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
         { binding: 3, resource: { buffer: fieldBuf } },
       ],
     });
-    pu.set([res, 0, stride, resPad]);
+    pu.set([resPad / 4, 0, stride, 0]);
   } else if (pre && lay) {
     const alphas = new Float32Array(resPad);
     for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
@@ -781,8 +796,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     const pass = enc.beginComputePass({ label: `${label}.pass` });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    // Grid points per invocation: 1 (direct, unrolled), 16 (general and small).
-    pass.dispatchWorkgroups(Math.ceil((rowsU ? res : resPad / (kernel ? 16 : 1)) / wgX), rows);
+    // Grid points per invocation: 1 (direct), 4 (unrolled), 16 (general and small).
+    pass.dispatchWorkgroups(Math.ceil(resPad / (rowsU ? 4 : kernel ? 16 : 1) / wgX), rows);
     pass.end();
   }
 

@@ -324,7 +324,7 @@ describe('surface kernel', () => {
       [3, 5, 1, 'mean', false],
       [5, 12, 7, 'sum', true],
       [8, 40, 10, 'mean', false],
-      [16, 20, 16, 'mean', false],
+      [16, 6, 2, 'mean', false],
       [1, 4, 2, 'mean', false],
     ] as const) {
       const s = scenario(B, D, K, 71, reduction, soft);
@@ -343,24 +343,38 @@ describe('surface kernel', () => {
       for (const [name, plane] of planes) {
         const res = 41;
         const h = createSurface(gpu(), s, plane, res, { kernel: 'unrolled' });
-        expect(h.kernel).toBe('unrolled');
+        expect([h.kernel, h.geometric]).toEqual(['unrolled', true]);
         const fu = (await h.render()) as Float32Array;
         h.destroy();
+        // Per-point exps instead of one shared by each invocation's four points (small B: compile time).
+        const he = B <= 5 ? createSurface(gpu(), s, plane, res, { kernel: 'unrolled', geometric: false }) : null;
+        expect(he?.geometric ?? false).toBe(false);
+        const fe = he ? ((await he.render()) as Float32Array) : fu;
+        he?.destroy();
         const fg = await surface(gpu(), s, plane, res, { kernel: 'general' });
         const cpu = surfaceCpu(s, plane, res);
         for (let p = 0; p < res * res; p++) {
           const tol = 2e-7 * scale + 1e-4 * cpu[p];
           expect(Math.abs(fu[p] - cpu[p]), `${name} B=${B} K=${K} point ${p}: ${fu[p]} vs ${cpu[p]}`).toBeLessThanOrEqual(tol);
+          expect(Math.abs(fe[p] - cpu[p]), `${name} B=${B} K=${K} point ${p}, per-point exps`).toBeLessThanOrEqual(tol);
           expect(Math.abs(fu[p] - fg[p]), `${name} B=${B} K=${K} point ${p} against general`).toBeLessThanOrEqual(2 * tol);
         }
       }
     }
+    // A grid too coarse for shared exps (e^{−tu·3·h} beyond e^{±20}) takes per-point exps.
+    const s4 = scenario(4, 3, 2, 75);
+    const coarse = createSurface(gpu(), s4, randomPlane(s4, { seed: 2, span: 2000 }), 9);
+    expect([coarse.kernel, coarse.geometric]).toEqual(['unrolled', false]);
+    coarse.destroy();
     // Caps: B or K over 16 is refused when asked for, and auto falls back to the general kernel.
     const big = scenario(17, 3, 2, 72);
     expect(() => createSurface(gpu(), big, randomPlane(big, { seed: 1 }), 9, { kernel: 'unrolled' })).toThrow(/kernel.*B ≤ 16 and K ≤ 16.*B = 17/);
     expect(createSurface(gpu(), big, randomPlane(big, { seed: 1 }), 9).kernel).toBe('general');
     const wide = scenario(3, 3, 17, 73);
     expect(createSurface(gpu(), wide, randomPlane(wide, { seed: 1 }), 9).kernel).toBe('general');
+    // Within the caps but past the auto work limit (K·B·(B + 1) = 4352: a long compile): general.
+    const heavy = scenario(16, 3, 16, 74);
+    expect(createSurface(gpu(), heavy, randomPlane(heavy, { seed: 1 }), 9).kernel).toBe('general');
   });
 
   it('general kernel, B > 2 (padded samples): shared exps agree with per-point exps and the CPU', async () => {
