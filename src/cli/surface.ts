@@ -23,7 +23,7 @@ import {
 } from '../plane.js';
 import { type Colormap, writeSurfacePng } from '../render.js';
 import { parseMatrix, type Scenario } from '../scenario.js';
-import { type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface.js';
+import { type SurfaceKernel, type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface.js';
 import { action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
 
 type PlaneKind = 'coords' | 'points' | 'random' | 'file' | 'flattest';
@@ -51,6 +51,7 @@ interface SurfaceFlags {
   zeroTol: number;
   censusRadius: number;
   path: SurfacePath;
+  kernel: SurfaceKernel;
   tileRows?: number;
   title?: string;
   backend: 'webgpu' | 'cpu';
@@ -195,7 +196,7 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
     } else {
       const dev = await openDevice({ adapter: f.adapter });
       try {
-        const h = createSurface(dev.device, s, plane, res, { path: f.path, tileRows: f.tileRows, label: 'cli.surface' });
+        const h = createSurface(dev.device, s, plane, res, { path: f.path, kernel: f.kernel, tileRows: f.tileRows, label: 'cli.surface' });
         const bar = progressBar('surface', h.tiles);
         const full = new Float32Array(res * res);
         let done = 0;
@@ -206,7 +207,7 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
         });
         bar.stop();
         field = full;
-        info = { backend: 'webgpu', adapter: dev.adapterName, path: h.path, rank: h.rank, constTerm: h.constTerm, tiles: h.tiles, tileRows: h.tileRows };
+        info = { backend: 'webgpu', adapter: dev.adapterName, path: h.path, kernel: h.kernel, rank: h.rank, constTerm: h.constTerm, tiles: h.tiles, tileRows: h.tileRows };
         h.destroy();
       } finally {
         dev.destroy();
@@ -278,6 +279,11 @@ export function registerSurface(program: Command): void {
     .option('--zero-tol <x>', 'census: minima with L_r ≤ x·‖G‖² count as near-exact solutions', numArg(0, Infinity), 1e-6)
     .option('--census-radius <n>', 'census: a minimum must be ≤ every value within n grid steps (1 = 8-neighbour only)', intArg(1, 1000), 3)
     .addOption(new Option('--path <kernel>', 'GPU kernel: projected (O(B²K) per point) or direct (O(BDK), reference)').choices(['projected', 'direct']).default('projected'))
+    .addOption(
+      new Option('--kernel <name>', 'projected kernel: auto, b2 (B ≤ 2), unrolled (B, K ≤ 16; fastest, compiles for seconds) or general (B ≤ 64)')
+        .choices(['auto', 'b2', 'unrolled', 'general'])
+        .default('auto'),
+    )
     .option('--tile-rows <n>', 'rows per GPU tile (default: as many as the binding limits allow)', intArg(1))
     .option('--title <text>', 'image title');
   addBackendOptions(cmd).action(action((scenario: string, flags: SurfaceFlags) => runSurface(scenario, flags)));
