@@ -387,8 +387,9 @@ export class UnrolledRows {
   readonly stride: number;
   private readonly head: Float32Array; // tu | p | q | (1, ρ, ρ², ρ³) | −g, after trow
   private readonly slotX: Int32Array;
-  private readonly P: Float64Array; // slots × r
-  private readonly w: Float64Array;
+  private readonly P: Float64Array; // slots × r: the row's orthonormal basis
+  private readonly V: Float64Array; // slots × r: the row's slot vectors
+  private readonly Hr: Float64Array; // slots × K
 
   constructor(
     private readonly pre: SurfacePrecompute,
@@ -430,7 +431,8 @@ export class UnrolledRows {
     }
     for (let k = 0; k < K; k++) this.head[7 * BK + k] = -g[k];
     this.P = new Float64Array(slots * pre.r);
-    this.w = new Float64Array(pre.r);
+    this.V = new Float64Array(slots * pre.r);
+    this.Hr = new Float64Array(slots * K);
   }
 
   /** Row blocks for grid rows [rowStart, rowStart + rows) into out (rows × stride floats). */
@@ -441,43 +443,46 @@ export class UnrolledRows {
   }
 
   private row(beta: number, out: Float32Array): void {
-    const { B, K, slots, mask, P, w, pre, lay } = this;
+    const { B, K, slots, mask, P, V, Hr, pre, lay } = this;
     const r = pre.r;
     const BK = B * K;
     const { ac, av, au, H } = pre;
-    // X_n(β) and U_n as r-vectors: X at vec(n), U at vec(B + n).
-    const vec = (n: number, u: boolean, out: Float64Array) => {
-      for (let i = 0; i < r; i++) out[i] = u ? au[i * B + n] : ac[i * B + n] + beta * av[i * B + n];
-    };
+    // The slot vectors in order (X_n, then U_n where present), as r-vectors: V[j·r + i].
     let scale = 0;
     for (let n = 0; n < B; n++) {
-      for (const u of [false, true]) {
-        if (u && !((mask >> n) & 1)) continue;
-        vec(n, u, w);
-        let s = 0;
-        for (let i = 0; i < r; i++) s += w[i] * w[i];
-        scale = Math.max(scale, Math.sqrt(s));
-      }
-    }
-    P.fill(0);
-    for (let n = 0; n < B; n++) {
-      for (const u of [false, true]) {
-        if (u && !((mask >> n) & 1)) continue;
-        const j = this.slotX[n] + (u ? 1 : 0);
-        vec(n, u, w);
-        for (let pass = 0; pass < 2; pass++) {
-          for (let q = 0; q < j; q++) {
-            let d = 0;
-            for (let i = 0; i < r; i++) d += P[q * r + i] * w[i];
-            for (let i = 0; i < r; i++) w[i] -= d * P[q * r + i];
-          }
+      const jx = this.slotX[n];
+      let sx = 0;
+      let su = 0;
+      const hasU = (mask >> n) & 1;
+      for (let i = 0; i < r; i++) {
+        const x = ac[i * B + n] + beta * av[i * B + n];
+        V[jx * r + i] = x;
+        sx += x * x;
+        if (hasU) {
+          const u = au[i * B + n];
+          V[(jx + 1) * r + i] = u;
+          su += u * u;
         }
-        let nn = 0;
-        for (let i = 0; i < r; i++) nn += w[i] * w[i];
-        nn = Math.sqrt(nn);
-        // Within 1e-12 of the earlier slots: a zero slot (coordinates 0, Hr 0).
-        if (nn > 1e-12 * scale) for (let i = 0; i < r; i++) P[j * r + i] = w[i] / nn;
       }
+      scale = Math.max(scale, Math.sqrt(sx), Math.sqrt(su));
+    }
+    // Modified Gram–Schmidt, twice; a direction within 1e-12 of the earlier slots stays a zero slot.
+    P.set(V);
+    for (let j = 0; j < slots; j++) {
+      const o = j * r;
+      for (let pass = 0; pass < 2; pass++) {
+        for (let q = 0; q < j; q++) {
+          const oq = q * r;
+          let d = 0;
+          for (let i = 0; i < r; i++) d += P[oq + i] * P[o + i];
+          if (d !== 0) for (let i = 0; i < r; i++) P[o + i] -= d * P[oq + i];
+        }
+      }
+      let nn = 0;
+      for (let i = 0; i < r; i++) nn += P[o + i] * P[o + i];
+      nn = Math.sqrt(nn);
+      if (nn > 1e-12 * scale) for (let i = 0; i < r; i++) P[o + i] /= nn;
+      else for (let i = 0; i < r; i++) P[o + i] = 0;
     }
     out.set(this.head, BK);
     for (let n = 0; n < B; n++) {
@@ -486,23 +491,25 @@ export class UnrolledRows {
         out[k * B + n] = lay.sign[q] * (lay.z0[q] + beta * lay.zv[q]);
       }
     }
+    // a = PᵀX and b = PᵀU: sample n has coordinates only up to its own slots (exact zeros after).
     const oA = 8 * BK + K;
     const oB = oA + slots * B;
     const oH = oB + slots * B;
-    for (let j = 0; j < slots; j++) {
-      for (let n = 0; n < B; n++) {
+    out.fill(0, oA, oH);
+    for (let n = 0; n < B; n++) {
+      const jx = this.slotX[n];
+      const hasU = (mask >> n) & 1;
+      for (let j = 0; j <= jx + hasU; j++) {
         let a = 0;
         let b = 0;
         for (let i = 0; i < r; i++) {
-          a += P[j * r + i] * (ac[i * B + n] + beta * av[i * B + n]);
-          b += P[j * r + i] * au[i * B + n];
+          a += P[j * r + i] * V[jx * r + i];
+          if (hasU) b += P[j * r + i] * V[(jx + 1) * r + i];
         }
         out[oA + j * B + n] = a;
-        out[oB + j * B + n] = (mask >> n) & 1 ? b : 0;
+        out[oB + j * B + n] = b;
       }
     }
-    let cRow = pre.constTerm;
-    const Hr = new Float64Array(slots * K);
     for (let j = 0; j < slots; j++) {
       for (let k = 0; k < K; k++) {
         let h = 0;
@@ -511,6 +518,7 @@ export class UnrolledRows {
         out[oH + j * K + k] = -h;
       }
     }
+    let cRow = pre.constTerm;
     for (let i = 0; i < r; i++) {
       for (let k = 0; k < K; k++) {
         let res = H[i * K + k];
