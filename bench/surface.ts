@@ -1,7 +1,7 @@
 /**
  * bench/surface: loss-surface grid points per second, GPU (projected kernel) against the f64
  * CPU path in the same run, plus end-to-end `dlg surface` at 4096² to PNG.
- * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|general] [--fixed-loops off] [--skip-e2e]
+ * Run: node scripts/run-ts.mjs bench/surface.ts [--quick] [--wg 64] [--kernel auto|b2|unrolled|general] [--fixed-loops off] [--skip-e2e]
  *        [--case "B,D,K,res[,target];..."]
  * Prints JSON lines. Targets (issue 4, 2-core lavapipe): (2,1,1) 4096² ≥ 3e8 points/s,
  * (2,64,10) 2048² ≥ 3e7, (8,784,10) 1024² ≥ 1e7; e2e 4096² PNG < 5 s.
@@ -102,7 +102,7 @@ try {
         speedup: gpuRate / cpuRate,
         target: c.target,
         meetsTarget: gpuRate >= c.target,
-        workgroupSize: wg ?? 64,
+        workgroupSize: h.workgroupSize,
         adapter: dlg.adapterName,
         loadavg1: loadavg()[0],
         ...machine(),

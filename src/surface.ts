@@ -85,6 +85,8 @@ export interface SurfaceHandle {
   readonly fixedLoops: boolean;
   readonly tileRows: number;
   readonly tiles: number;
+  /** Invocations per workgroup along α (WG_X). */
+  readonly workgroupSize: number;
   /** Rank of the basis Q (projected path). */
   readonly rank: number;
   /** ‖G − QH‖²: the part of L_r no point of the plane can reduce. */
@@ -828,6 +830,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     fixedLoops: fixed.K > 0,
     tileRows,
     tiles,
+    workgroupSize: wgX,
     rank: pre ? pre.r : 0,
     constTerm: pre ? pre.constTerm : 0,
     async render(onTile) {
