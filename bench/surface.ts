@@ -56,7 +56,7 @@ try {
     const s = scenario(c.B, c.D, c.K);
     const planes = [
       { kind: 'random', plane: randomPlane(s, { seed: 3 }) }, // the general case: r = 3B (or D)
-      { kind: 'coords', plane: coordinatePlane(s, { a: [0, 0], b: [1, 0] }) }, // r ≤ B + 2
+      { kind: 'coords', plane: coordinatePlane(s, { a: [0, 0], b: c.B > 1 ? [1, 0] : [0, 1] }) }, // r ≤ B + 2
     ];
     for (const { kind, plane } of planes) {
       const h = createSurface(device, s, plane, res, { label: 'bench.surface', workgroupSize: wg, kernel: kernelOpt, fixedLoops });

@@ -28,9 +28,9 @@ export type SurfacePath = 'projected' | 'direct';
  * Projected kernel: 'b2' (shaders/surface_small.wgsl: B ≤ 2, straight-line, constants in a
  * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface_unrolled.wgsl: B, K ≤ 16
  * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
- * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' where it applies (B ≤ 2 and
- * K·(2 + r) ≤ SMALL_MAX_C), else 'unrolled' where it applies and K·B·(B + 1) ≤ UNROLLED_AUTO_MAX_WORK
- * (its compile time grows with that), else 'general'.
+ * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' for B ≤ 2 with K·r ≤ SMALL_AUTO_MAX_KR,
+ * else 'unrolled' where it applies and K·B·(B + 1) ≤ UNROLLED_AUTO_MAX_WORK (its compile time grows
+ * with that), else 'b2' where it applies, else 'general'.
  */
 export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
 
@@ -44,6 +44,8 @@ const UNROLLED_MAX_FLOATS = 4096;
  * straight-line code takes lavapipe about 3 s to compile at (8, ·, 10) (720) and 8–25 s at 1400–4400.
  */
 export const UNROLLED_AUTO_MAX_WORK = 1024;
+/** 'auto' picks the small kernel (B ≤ 2) over the unrolled one up to this K·r. */
+export const SMALL_AUTO_MAX_KR = 3;
 const UNROLLED_WG_X = 128;
 
 export interface SurfaceOptions {
@@ -654,7 +656,20 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
   }
   const unrolledAuto = unrolledFits && K * B * (B + 1) <= UNROLLED_AUTO_MAX_WORK;
-  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (smallFits ? 'b2' : unrolledAuto ? 'unrolled' : 'general') : kernelOpt;
+  // B ≤ 2: the small kernel wins only where K·r is tiny ((2,1,1): 2× the unrolled one); from K·r ≈ 4 on
+  // the unrolled kernel is as fast or faster (1.5–2× at (2,16,1), (2,16,3), (2,64,10) on lavapipe).
+  const smallAuto = smallFits && pre !== null && K * pre.r <= SMALL_AUTO_MAX_KR;
+  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre
+    ? null
+    : kernelOpt === 'auto'
+      ? smallAuto
+        ? 'b2'
+        : unrolledAuto
+          ? 'unrolled'
+          : smallFits
+            ? 'b2'
+            : 'general'
+      : kernelOpt;
   // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
   const stepA = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
