@@ -29,8 +29,8 @@ export type SurfacePath = 'projected' | 'direct';
  * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface_unrolled.wgsl: B, K ≤ 16
  * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
  * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' for B ≤ 2 with K·r ≤ SMALL_AUTO_MAX_KR,
- * else 'unrolled' where it applies and K·B·(B + 1) ≤ UNROLLED_AUTO_MAX_WORK (its compile time grows
- * with that), else 'b2' where it applies, else 'general'.
+ * else, on llvmpipe only (see unrolledPreferred), 'unrolled' where it applies and K·B·(B + 1) ≤
+ * UNROLLED_AUTO_MAX_WORK (its compile time grows with that), else 'b2' where it applies, else 'general'.
  */
 export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
 
@@ -46,6 +46,18 @@ const UNROLLED_MAX_FLOATS = 4096;
 export const UNROLLED_AUTO_MAX_WORK = 1024;
 /** 'auto' picks the small kernel (B ≤ 2) over the unrolled one up to this K·r. */
 export const SMALL_AUTO_MAX_KR = 3;
+
+/**
+ * Whether 'auto' may pick the unrolled kernel on this device: only on Mesa's llvmpipe (lavapipe), where
+ * it was measured 1.5–4.5× faster than the others. What it works around is llvmpipe's: per-lane loop
+ * counters (gathers) and bounds-checked buffer reads. On SwiftShader (Chromium's CPU adapter) it is
+ * 1.4–8× slower than the general and small kernels, and it has not been measured on a GPU.
+ */
+export function unrolledPreferred(device: GPUDevice): boolean {
+  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  if (!info) return false;
+  return /llvmpipe/i.test(info.description ?? '') || (info.vendor === 'mesa' && info.architecture === 'software');
+}
 const UNROLLED_WG_X = 128;
 
 export interface SurfaceOptions {
@@ -655,7 +667,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
     throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
   }
-  const unrolledAuto = unrolledFits && K * B * (B + 1) <= UNROLLED_AUTO_MAX_WORK;
+  const unrolledAuto = unrolledFits && K * B * (B + 1) <= UNROLLED_AUTO_MAX_WORK && unrolledPreferred(device);
   // B ≤ 2: the small kernel wins only where K·r is tiny ((2,1,1): 2× the unrolled one); from K·r ≈ 4 on
   // the unrolled kernel is as fast or faster (1.5–2× at (2,16,1), (2,16,3), (2,64,10) on lavapipe).
   const smallAuto = smallFits && pre !== null && K * pre.r <= SMALL_AUTO_MAX_KR;

@@ -16,7 +16,7 @@ import {
 } from '../src/plane.js';
 import { Rng } from '../src/rng.js';
 import { type Scenario, makeScenario } from '../src/scenario.js';
-import { createSurface, checkResolution, projectionBasis, surface, surfaceCpu, surfaceCpuAt, surfacePrecompute } from '../src/surface.js';
+import { createSurface, checkResolution, projectionBasis, surface, surfaceCpu, surfaceCpuAt, surfacePrecompute, unrolledPreferred } from '../src/surface.js';
 import { useGpu } from './helpers.js';
 
 const gpu = useGpu();
@@ -241,13 +241,13 @@ describe('surface kernel', () => {
     const plane = randomPlane(s, { seed: 5 });
     const res = 101;
     for (const [path, kernel] of [
-      ['projected', 'auto'],
+      ['projected', 'unrolled'],
       ['projected', 'general'],
       ['direct', 'auto'],
     ] as const) {
       const one = createSurface(gpu(), s, plane, res, { path, kernel });
       expect(one.tiles).toBe(1);
-      expect(one.kernel).toBe(path === 'direct' ? null : kernel === 'auto' ? 'unrolled' : kernel);
+      expect(one.kernel).toBe(path === 'direct' ? null : kernel);
       const whole = (await one.render()) as Float32Array;
       one.destroy();
       const tiled = createSurface(gpu(), s, plane, res, { path, kernel, tileRows: 34 });
@@ -292,9 +292,9 @@ describe('surface kernel', () => {
         fields[name] = (await h.render()) as Float32Array;
         h.destroy();
       }
-      // auto: the small kernel only where K·r is tiny, else the (faster) unrolled one.
+      // auto: the small kernel where K·r is tiny or the adapter is not llvmpipe, else the (there faster) unrolled one.
       const auto = createSurface(gpu(), s, plane, res);
-      expect(auto.kernel, `auto at K·r = ${K * auto.rank}`).toBe(K * auto.rank <= 3 ? 'b2' : 'unrolled');
+      expect(auto.kernel, `auto at K·r = ${K * auto.rank}`).toBe(K * auto.rank <= 3 || !unrolledPreferred(gpu()) ? 'b2' : 'unrolled');
       auto.destroy();
       const cpu = surfaceCpu(s, plane, res);
       for (let p = 0; p < res * res; p++) {
@@ -319,7 +319,17 @@ describe('surface kernel', () => {
     for (let p = 0; p < 81; p++) expect(Math.abs(cf[p] - cc[p]), `coarse point ${p}`).toBeLessThanOrEqual(2e-7 * sc2 + 1e-4 * cc[p]);
     const s3 = scenario(3, 4, 2, 52);
     expect(() => createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9, { kernel: 'b2' })).toThrow(/kernel.*B ≤ 2/);
-    expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe('unrolled');
+    expect(createSurface(gpu(), s3, randomPlane(s3, { seed: 1 }), 9).kernel).toBe(unrolledPreferred(gpu()) ? 'unrolled' : 'general');
+  });
+
+  it("auto prefers the unrolled kernel exactly on llvmpipe (the tests' lavapipe adapter)", () => {
+    const info = gpu().adapterInfo;
+    expect(unrolledPreferred(gpu())).toBe(/llvmpipe/.test(info.description) || (info.vendor === 'mesa' && info.architecture === 'software'));
+    const fake = (adapterInfo: Partial<GPUAdapterInfo> | undefined) => ({ adapterInfo }) as unknown as GPUDevice;
+    expect(unrolledPreferred(fake({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' }))).toBe(true);
+    expect(unrolledPreferred(fake({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' }))).toBe(false);
+    expect(unrolledPreferred(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H200' }))).toBe(false);
+    expect(unrolledPreferred(fake(undefined))).toBe(false);
   });
 
   it('unrolled kernel (B, K ≤ 16 fixed, per-row basis): agrees with the general kernel and the CPU on random, coordinate and degenerate-row planes', async () => {
@@ -366,7 +376,7 @@ describe('surface kernel', () => {
     }
     // A grid too coarse for shared exps (e^{−tu·3·h} beyond e^{±20}) takes per-point exps.
     const s4 = scenario(4, 3, 2, 75);
-    const coarse = createSurface(gpu(), s4, randomPlane(s4, { seed: 2, span: 2000 }), 9);
+    const coarse = createSurface(gpu(), s4, randomPlane(s4, { seed: 2, span: 2000 }), 9, { kernel: 'unrolled' });
     expect([coarse.kernel, coarse.geometric]).toEqual(['unrolled', false]);
     coarse.destroy();
     // Caps: B or K over 16 is refused when asked for, and auto falls back to the general kernel.
