@@ -731,7 +731,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const pu = new Uint32Array(paramsHost);
   const pf = new Float32Array(paramsHost);
 
-  if (rowsU) {
+  if (pre && lay) {
+    // Projected kernels: α along the row (padded to whole vec4s) and a per-tile block of row data.
     const alphas = new Float32Array(resPad);
     for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
     const alphaBuf = storageBuffer(device, `${label}.alphas`, alphas.byteLength);
@@ -739,48 +740,31 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     rowHost = new Float32Array(tileRows * stride);
     owned.push(alphaBuf, rowBuf);
     device.queue.writeBuffer(alphaBuf, 0, alphas);
-    bindGroup = device.createBindGroup({
-      label: `${label}.unrolledBindGroup`,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: alphaBuf } },
-        { binding: 2, resource: { buffer: rowBuf } },
-        { binding: 3, resource: { buffer: fieldBuf } },
-      ],
-    });
-    pu.set([resPad / 4, 0, stride, 0]);
-  } else if (pre && lay) {
-    const alphas = new Float32Array(resPad);
-    for (let i = 0; i < res; i++) alphas[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
-    const consts = kernel === 'b2' ? smallConsts(lay, K, pre.r, geometric ? step : null) : lay.consts;
-    const alphaBuf = storageBuffer(device, `${label}.alphas`, alphas.byteLength);
-    const constBuf = kernel === 'b2' ? uniformBuffer(device, `${label}.smallConsts`, consts.byteLength) : storageBuffer(device, `${label}.consts`, consts.byteLength);
-    // General kernel: the uniform copy (or a placeholder when UNI is off: bound, never read).
-    const uniBuf = kernel === 'general' ? uniformBuffer(device, `${label}.constsUniform`, SMALL_MAX_C * 16) : null;
-    if (uniBuf) {
-      owned.push(uniBuf);
-      if (uniData) device.queue.writeBuffer(uniBuf, 0, uniData);
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: params } },
+      { binding: 1, resource: { buffer: alphaBuf } },
+      { binding: 2, resource: { buffer: rowBuf } },
+    ];
+    if (rowsU) {
+      entries.push({ binding: 3, resource: { buffer: fieldBuf } });
+      pu.set([resPad / 4, 0, stride, 0]);
+    } else {
+      const consts = kernel === 'b2' ? smallConsts(lay, K, pre.r, geometric ? step : null) : lay.consts;
+      const constBuf = kernel === 'b2' ? uniformBuffer(device, `${label}.smallConsts`, consts.byteLength) : storageBuffer(device, `${label}.consts`, consts.byteLength);
+      owned.push(constBuf);
+      device.queue.writeBuffer(constBuf, 0, consts);
+      entries.push({ binding: 3, resource: { buffer: constBuf } }, { binding: 4, resource: { buffer: fieldBuf } });
+      // General kernel: the uniform copy (or a placeholder when UNI is off: bound, never read).
+      if (kernel === 'general') {
+        const uniBuf = uniformBuffer(device, `${label}.constsUniform`, SMALL_MAX_C * 16);
+        owned.push(uniBuf);
+        if (uniData) device.queue.writeBuffer(uniBuf, 0, uniData);
+        entries.push({ binding: 5, resource: { buffer: uniBuf } });
+      }
+      pu.set([resPad / 4, 0, lay.Bk, K, pre.r, stride]);
+      pf[6] = pre.constTerm;
     }
-    rowBuf = storageBuffer(device, `${label}.rowData`, tileRows * stride * 4);
-    rowHost = new Float32Array(tileRows * stride);
-    owned.push(alphaBuf, constBuf, rowBuf);
-    device.queue.writeBuffer(alphaBuf, 0, alphas);
-    device.queue.writeBuffer(constBuf, 0, consts);
-    bindGroup = device.createBindGroup({
-      label: `${label}.${kernel === 'b2' ? 'small' : 'projected'}BindGroup`,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: alphaBuf } },
-        { binding: 2, resource: { buffer: rowBuf } },
-        { binding: 3, resource: { buffer: constBuf } },
-        { binding: 4, resource: { buffer: fieldBuf } },
-        ...(uniBuf ? [{ binding: 5, resource: { buffer: uniBuf } }] : []),
-      ],
-    });
-    pu.set([resPad / 4, 0, lay.Bk, K, pre.r, stride]);
-    pf[6] = pre.constTerm;
+    bindGroup = device.createBindGroup({ label: `${label}.${kernel === 'b2' ? 'small' : kernel === 'unrolled' ? 'unrolled' : 'projected'}BindGroup`, layout, entries });
   } else {
     const coords = new Float32Array(2 * res);
     for (let i = 0; i < res; i++) {
