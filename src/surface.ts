@@ -28,9 +28,9 @@ export type SurfacePath = 'projected' | 'direct';
  * Projected kernel: 'b2' (shaders/surface_small.wgsl: B ≤ 2, straight-line, constants in a
  * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface_unrolled.wgsl: B, K ≤ 16
  * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
- * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' for B ≤ 2 with K·r ≤ SMALL_AUTO_MAX_KR,
- * else, on llvmpipe only (see unrolledPreferred), 'unrolled' where it applies and K·B·(B + 1) ≤
- * UNROLLED_AUTO_MAX_WORK (its compile time grows with that), else 'b2' where it applies, else 'general'.
+ * (shaders/surface.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' where it applies, else 'general';
+ * on llvmpipe (see unrolledPreferred) it picks 'unrolled' instead where that applies and is expected to
+ * finish sooner, compile time included (see autoPrefersUnrolled).
  */
 export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
 
@@ -39,13 +39,29 @@ export const UNROLLED_MAX_B = 16;
 export const UNROLLED_MAX_K = 16;
 /** Mirrors MAX_S in shaders/surface_unrolled.wgsl: floats of workgroup memory per row block. */
 const UNROLLED_MAX_FLOATS = 4096;
+
 /**
- * 'auto' picks the unrolled kernel up to this many multiply-adds per grid point, K·B·(B + 1): its
- * straight-line code takes lavapipe about 3 s to compile at (8, ·, 10) (720) and 8–25 s at 1400–4400.
+ * The lavapipe cost model behind 'auto' (seconds for a res² grid), fitted to bench/surface on the 2-core
+ * dev machine. Per point: unrolled 8 + 0.115·W ns with W = K·B·(B + 1) multiply-adds; small 2 + 0.72·K·r ns;
+ * general 20 + 0.2·K·r·NB ns (NB: B padded to a power of two). Compiling the unrolled kernel's straight-line
+ * code takes 0.15 + 0.003·W + 1e-6·W² s (0.3 s at (2,·,10), 2.3 s at (8,·,10), 25 s at (16,·,16)); it is
+ * not counted when the pipeline is already compiled on this device. Predicted against measured one-shot
+ * renders: (8,·,10) 1024²: general 0.42 s against unrolled 2.4 s (measured 0.6 and 2.5); 4096²: unrolled.
  */
-export const UNROLLED_AUTO_MAX_WORK = 1024;
-/** 'auto' picks the small kernel (B ≤ 2) over the unrolled one up to this K·r. */
-export const SMALL_AUTO_MAX_KR = 3;
+export function autoPrefersUnrolled(c: { res: number; B: number; K: number; r: number; small: boolean; compiled: boolean }): boolean {
+  const W = c.K * c.B * (c.B + 1);
+  const points = c.res * c.res;
+  const unrolled = (c.compiled ? 0 : 0.15 + 0.003 * W + 1e-6 * W * W) + points * (8 + 0.115 * W) * 1e-9;
+  const other = points * (c.small ? 2 + 0.72 * c.K * c.r : 20 + 0.2 * c.K * c.r * sampleCap(c.B)) * 1e-9;
+  return unrolled < other;
+}
+
+/** Bit n: sample n moves along α (u_n ≠ 0): it gets a U slot in the unrolled kernel. */
+function uMask(plane: Plane, B: number, D: number): number {
+  let mask = 0;
+  for (let n = 0; n < B; n++) if (plane.u.subarray(n * D, (n + 1) * D).some((x) => x !== 0)) mask |= 1 << n;
+  return mask;
+}
 
 /**
  * Whether 'auto' may pick the unrolled kernel on this device: only on Mesa's llvmpipe (lavapipe), where
@@ -419,10 +435,7 @@ export class UnrolledRows {
     const { B, K } = pre;
     this.B = B;
     this.K = K;
-    let mask = 0;
-    for (let n = 0; n < B; n++) {
-      if (plane.u.subarray(n * D, (n + 1) * D).some((x) => x !== 0)) mask |= 1 << n;
-    }
+    const mask = uMask(plane, B, D);
     this.mask = mask;
     this.slotX = new Int32Array(B);
     let slots = 0;
@@ -598,6 +611,15 @@ export function sampleCap(B: number): number {
   return nb;
 }
 
+function pipelineKey(wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): string {
+  return `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}/${fixed.mask ?? 0}`;
+}
+
+/** Whether that unrolled pipeline is already compiled on this device. */
+function pipelineCached(device: GPUDevice, path: 'unrolled', wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): boolean {
+  return pipelines(device)[path].has(pipelineKey(wg, nb, uni, geometric, fixed));
+}
+
 function pipelineFor(
   device: GPUDevice,
   path: SurfacePath | 'small' | 'unrolled',
@@ -610,7 +632,7 @@ function pipelineFor(
   const p = pipelines(device);
   const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : path === 'unrolled' ? p.unrolled : p.direct;
   const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : path === 'unrolled' ? p.unrolledLayout : p.directLayout;
-  const key = `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}/${fixed.mask ?? 0}`;
+  const key = pipelineKey(wg, nb, uni, geometric, fixed);
   let pipeline = cache.get(key);
   if (!pipeline) {
     const constants: Record<string, number> =
@@ -667,26 +689,20 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
     throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
   }
-  const unrolledAuto = unrolledFits && K * B * (B + 1) <= UNROLLED_AUTO_MAX_WORK && unrolledPreferred(device);
-  // B ≤ 2: the small kernel wins only where K·r is tiny ((2,1,1): 2× the unrolled one); from K·r ≈ 4 on
-  // the unrolled kernel is as fast or faster (1.5–2× at (2,16,1), (2,16,3), (2,64,10) on lavapipe).
-  const smallAuto = smallFits && pre !== null && K * pre.r <= SMALL_AUTO_MAX_KR;
-  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre
-    ? null
-    : kernelOpt === 'auto'
-      ? smallAuto
-        ? 'b2'
-        : unrolledAuto
-          ? 'unrolled'
-          : smallFits
-            ? 'b2'
-            : 'general'
-      : kernelOpt;
-  // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
-  const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
   const stepA = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
   // Unrolled kernel: one exp per sample and output for its 4 points where every ρ^m (m ≤ 3) is within e^{±20}.
-  const geoU = kernel === 'unrolled' && pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * stepA) <= 20);
+  const geoUFits = pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * stepA) <= 20);
+  const wgU = opts.workgroupSize ?? UNROLLED_WG_X;
+  const maskU = uMask(plane, B, D);
+  const unrolledAuto =
+    pre !== null &&
+    unrolledFits &&
+    unrolledPreferred(device) &&
+    autoPrefersUnrolled({ res, B, K, r: pre.r, small: smallFits, compiled: pipelineCached(device, 'unrolled', wgU, B, true, geoUFits, { K, r: 0, mask: maskU }) });
+  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (unrolledAuto ? 'unrolled' : smallFits ? 'b2' : 'general') : kernelOpt;
+  // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
+  const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
+  const geoU = kernel === 'unrolled' && geoUFits;
   const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D, geoU ? stepA : null) : null;
   // Projected kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}
   // (the general kernel only with its uniform constants).
@@ -715,7 +731,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const uni = uniData !== null;
   // The small kernel with K and r fixed (unrolled loops) where K·(r + 1) is small, else read from P.
   const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };
-  const wgX = opts.workgroupSize ?? (rowsU ? UNROLLED_WG_X : WG_X);
+  const wgX = rowsU ? wgU : (opts.workgroupSize ?? WG_X);
   const { pipeline, layout } = rowsU
     ? pipelineFor(device, 'unrolled', wgX, B, true, geometric, { K, r: 0, mask: rowsU.mask })
     : pipelineFor(device, kernel === 'b2' ? 'small' : path, wgX, sampleCap(B), uni, geometric, fixed);
