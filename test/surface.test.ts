@@ -17,6 +17,7 @@ import {
 import { Rng } from '../src/rng.js';
 import { type Scenario, makeScenario } from '../src/scenario.js';
 import {
+  type SurfaceKernel,
   autoPrefersUnrolled,
   checkResolution,
   createSurface,
@@ -158,9 +159,13 @@ describe('surface kernel', () => {
       const s = scenario(c.B, c.D, c.K, 11 + c.B, c.reduction, c.soft);
       const scale = gradientNormSq(s.gradient);
       const rng = new Rng(5);
-      for (const plane of [randomPlane(s, { seed: 3, span: 2 }), randomPlane(s, { seed: 4, center: new Float64Array(c.B * c.D) })]) {
+      // Every projected kernel that applies (auto picks among them).
+      const kernels: SurfaceKernel[] = c.B <= 2 ? ['b2', 'unrolled', 'general'] : ['unrolled', 'general'];
+      for (const [plane, kernel] of [randomPlane(s, { seed: 3, span: 2 }), randomPlane(s, { seed: 4, center: new Float64Array(c.B * c.D) })].flatMap((p) =>
+        kernels.map((k) => [p, k] as const),
+      )) {
         const res = 97;
-        const field = await surface(gpu(), s, plane, res);
+        const field = await surface(gpu(), s, plane, res, { kernel });
         const pts = randomPoints(rng, res, 60);
         const ref = surfaceCpuAt(s, plane, res, pts);
         let checked = 0;
@@ -170,7 +175,7 @@ describe('surface kernel', () => {
           // Well-conditioned: L_r not tiny against ‖G‖² (there f32 resolution, not the kernel, decides).
           if (e > 1e-3 * scale) {
             checked++;
-            expect(Math.abs(a - e) / e, `(${i},${j}) got ${a}, want ${e}`).toBeLessThanOrEqual(1e-4);
+            expect(Math.abs(a - e) / e, `${kernel} (${i},${j}) got ${a}, want ${e}`).toBeLessThanOrEqual(1e-4);
           } else {
             expect(Math.abs(a - e)).toBeLessThanOrEqual(1e-7 * scale);
           }
@@ -225,22 +230,24 @@ describe('surface kernel', () => {
           expect(() => createSurface(gpu(), s, plane, res)).toThrow(/parallel/);
           continue;
         }
-        const field = await surface(gpu(), s, plane, res);
-        const atTruth = field[mid * res + mid];
-        expect(matchL2(s, s.gradient, s.inputs!).loss / scale).toBeLessThan(1e-28);
-        expect(atTruth / scale, `B=${B} D=${D} K=${K}`).toBeLessThanOrEqual(1e-12);
-        // …and a strict local minimum of the rendered field (no f32 noise floor around it).
-        for (const [di, dj] of [
-          [-1, -1],
-          [0, -1],
-          [1, -1],
-          [-1, 0],
-          [1, 0],
-          [-1, 1],
-          [0, 1],
-          [1, 1],
-        ]) {
-          expect(field[(mid + dj) * res + mid + di]).toBeGreaterThan(1e3 * atTruth);
+        for (const kernel of B <= 2 ? (['b2', 'unrolled', 'general'] as const) : (['unrolled', 'general'] as const)) {
+          const field = await surface(gpu(), s, plane, res, { kernel });
+          const atTruth = field[mid * res + mid];
+          expect(matchL2(s, s.gradient, s.inputs!).loss / scale).toBeLessThan(1e-28);
+          expect(atTruth / scale, `${kernel} B=${B} D=${D} K=${K}`).toBeLessThanOrEqual(1e-12);
+          // …and a strict local minimum of the rendered field (no f32 noise floor around it).
+          for (const [di, dj] of [
+            [-1, -1],
+            [0, -1],
+            [1, -1],
+            [-1, 0],
+            [1, 0],
+            [-1, 1],
+            [0, 1],
+            [1, 1],
+          ]) {
+            expect(field[(mid + dj) * res + mid + di]).toBeGreaterThan(1e3 * atTruth);
+          }
         }
       }
     }
