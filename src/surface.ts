@@ -409,7 +409,7 @@ function fillRowData(lay: KernelLayout, plane: Plane, res: number, rowStart: num
  * Gram–Schmidt twice, dependent directions left as zero slots), then a = PᵀX, b = PᵀU,
  * Hr = PᵀH and c_row = ‖G − QH‖² + ‖H − P·Hr‖², summed element by element.
  */
-export class UnrolledRows {
+class UnrolledRows {
   readonly B: number;
   readonly K: number;
   readonly slots: number;
@@ -615,9 +615,9 @@ function pipelineKey(wg: number, nb: number, uni: boolean, geometric: boolean, f
   return `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}/${fixed.mask ?? 0}`;
 }
 
-/** Whether that unrolled pipeline is already compiled on this device. */
-function pipelineCached(device: GPUDevice, path: 'unrolled', wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): boolean {
-  return pipelines(device)[path].has(pipelineKey(wg, nb, uni, geometric, fixed));
+/** Whether the unrolled pipeline for these constants is already compiled on this device. */
+function unrolledCompiled(device: GPUDevice, wg: number, B: number, geometric: boolean, K: number, mask: number): boolean {
+  return pipelines(device).unrolled.has(pipelineKey(wg, B, true, geometric, { K, r: 0, mask }));
 }
 
 function pipelineFor(
@@ -689,24 +689,24 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
     throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
   }
-  const stepA = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
+  // Grid step along α (the shared-exp kernels advance e^{−t} by e^{−tu·step} along a row).
+  const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
   // Unrolled kernel: one exp per sample and output for its 4 points where every ρ^m (m ≤ 3) is within e^{±20}.
-  const geoUFits = pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * stepA) <= 20);
+  const geoUFits = pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * step) <= 20);
   const wgU = opts.workgroupSize ?? UNROLLED_WG_X;
   const maskU = uMask(plane, B, D);
   const unrolledAuto =
     pre !== null &&
     unrolledFits &&
     unrolledPreferred(device) &&
-    autoPrefersUnrolled({ res, B, K, r: pre.r, small: smallFits, compiled: pipelineCached(device, 'unrolled', wgU, B, true, geoUFits, { K, r: 0, mask: maskU }) });
+    autoPrefersUnrolled({ res, B, K, r: pre.r, small: smallFits, compiled: unrolledCompiled(device, wgU, B, geoUFits, K, maskU) });
   const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (unrolledAuto ? 'unrolled' : smallFits ? 'b2' : 'general') : kernelOpt;
   // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
   const geoU = kernel === 'unrolled' && geoUFits;
-  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D, geoU ? stepA : null) : null;
-  // Projected kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within e^{±60}
-  // (the general kernel only with its uniform constants).
-  const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
+  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D, geoU ? step : null) : null;
+  // Small and general kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within
+  // e^{±60} (the general kernel only with its uniform constants).
   const geoFits = kernel !== null && kernel !== 'unrolled' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
   const uniGeo = kernel === 'general' && lay && pre && opts.uniformConsts !== false && geoFits ? generalUniform(lay, K, pre.r, step) : null;
   const uniData = uniGeo ?? (kernel === 'general' && lay && pre && opts.uniformConsts !== false ? generalUniform(lay, K, pre.r, null) : null);
