@@ -1,4 +1,4 @@
-// Loss surface L_r over a plane, projected path, for 3 ≤ B ≤ 16 and K ≤ 16 with B and K fixed per
+// Loss surface L_r over a plane, projected path, for B ≤ 16 and K ≤ 16 with B and K fixed per
 // pipeline, so that every loop has a constant trip count and unrolls. Same quantity as
 // shaders/surface.wgsl, in a per-row basis:
 //
@@ -15,7 +15,7 @@
 // every read it indexes becomes a lane-by-lane gather; reads at constant addresses are one scalar
 // load and a broadcast. Loops here are unrolled by construction: trip counts come from override
 // constants, and loops whose unrolled body would exceed the compiler's unroll budget are split into
-// calls with constant arguments (errors2, slots4). Constants come from workgroup memory, filled once
+// calls with constant arguments (errors4, slots4, residual2). Constants come from workgroup memory, filled once
 // per workgroup (one grid row): uniform- and storage-buffer reads carry a bounds check each. Each
 // invocation computes four consecutive points of its row (a vec4 along α), so every constant read
 // serves four points.
@@ -25,7 +25,7 @@
 // and turns GEOM on only where every ρ^m stays within e^{±20}: a clamped e^{−t} (80) then still gives
 // e^{−t} ≥ e^{60}, σ < 1e-26, and an underflowed one σ = 1 within 1e-29.
 
-override WG_X: u32 = 64u;
+override WG_X: u32 = 128u;
 override NB: u32 = 8u;         // B
 override FK: u32 = 10u;        // K
 override UMASK: u32 = 0xffffu; // bit n: sample n has a U slot (u_n ≠ 0)
@@ -35,7 +35,7 @@ const MAX_S: u32 = 4096u;      // floats of workgroup memory (16 KiB, WebGPU's d
 
 struct Params {
   res4: u32,    // vec4s per row of `field` (the row pitch; rows padded to whole vec4s)
-  rows: u32,    // rows in this tile
+  rows: u32,    // rows in this tile (the dispatch covers exactly these)
   stride: u32,  // floats per row block in rowData
   _pad: u32,
 }
