@@ -382,6 +382,7 @@ describe('surface kernel', () => {
       [5, 12, 7, 'sum', true],
       [8, 40, 10, 'mean', false],
       [16, 6, 2, 'mean', false],
+      [3, 4, 16, 'sum', false],
       [1, 4, 2, 'mean', false],
     ] as const) {
       const s = scenario(B, D, K, 71, reduction, soft);
