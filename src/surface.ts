@@ -323,6 +323,11 @@ function kernelLayout(pre: SurfacePrecompute, scenario: Scenario, Bk: number, in
   return { Bk, sign, zu, z0, zv, ac, av, consts, stride: BkK + rB };
 }
 
+/** ρ = e^{−tu·h} for entry q = n·K + k, from the f64 tu (sign·zu), so the powers carry no f32 error from tu. */
+function rhoOf(lay: KernelLayout, q: number, step: number): number {
+  return Math.exp(-lay.sign[q] * lay.zu[q] * step);
+}
+
 /**
  * The general kernel's uniform copy (one vec4 per load): [k·B + n] = (tu, p, q, 0),
  * [B·K + k·(1 + r)] = (−g_k, …), [B·K + k·(1 + r) + 1 + j] = (−H_jk, …), [B·K + K·(1 + r) + j·B + n] = (au_jn, …).
@@ -343,10 +348,9 @@ function generalUniform(lay: KernelLayout, K: number, r: number, step: number | 
   }
   for (let j = 0; j < r; j++) for (let n = 0; n < B; n++) out[4 * (BK + K * (1 + r) + j * B + n)] = c[3 * BK + j * B + n];
   if (step !== null) {
-    // ρ = e^{−tu·h} from the f64 tu (sign·zu), so the powers carry no f32 error from tu.
     for (let k = 0; k < K; k++) {
       for (let n = 0; n < B; n++) {
-        const rho = Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step);
+        const rho = rhoOf(lay, n * K + k, step);
         out[4 * (k * B + n) + 3] = rho ** 4;
         out.set([1, rho, rho ** 2, rho ** 3], 4 * (geo + k * B + n));
       }
@@ -375,8 +379,7 @@ function smallConsts(lay: KernelLayout, K: number, r: number, step: number | nul
     const o = 4 * k * (5 + r);
     out.set([c[k], c[K + k], c[BkK + k], c[BkK + K + k], c[2 * BkK + k], c[2 * BkK + K + k], -c[oG + k], 0], o);
     if (step !== null) {
-      // ρ = e^{−tu·h} from the f64 tu (sign·zu), so the powers carry no f32 error from tu.
-      const rho = [0, 1].map((n) => Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step));
+      const rho = [0, 1].map((n) => rhoOf(lay, n * K + k, step));
       for (let m = 0; m < 4; m++) {
         out[o + 8 + m] = rho[0] ** m;
         out[o + 12 + m] = rho[1] ** m;
@@ -427,15 +430,14 @@ class UnrolledRows {
     private readonly pre: SurfacePrecompute,
     private readonly lay: KernelLayout,
     g: Float64Array,
-    plane: Plane,
-    D: number,
+    /** Bit n: sample n moves along α (see uMask). */
+    mask: number,
     /** Grid step along α when the kernel shares exps geometrically (GEOM), else null. */
     step: number | null,
   ) {
     const { B, K } = pre;
     this.B = B;
     this.K = K;
-    const mask = uMask(plane, B, D);
     this.mask = mask;
     this.slotX = new Int32Array(B);
     let slots = 0;
@@ -453,8 +455,7 @@ class UnrolledRows {
         this.head[k * B + n] = c[n * K + k];
         this.head[BK + k * B + n] = c[BK + n * K + k];
         this.head[2 * BK + k * B + n] = c[2 * BK + n * K + k];
-        // ρ = e^{−tu·h} from the f64 tu (sign·zu), powers in f64.
-        const rho = step === null ? 1 : Math.exp(-lay.sign[n * K + k] * lay.zu[n * K + k] * step);
+        const rho = step === null ? 1 : rhoOf(lay, n * K + k, step);
         this.head.set([1, rho, rho * rho, rho * rho * rho], 3 * BK + 4 * (k * B + n));
       }
     }
@@ -567,40 +568,26 @@ export function gridAxis(range: [number, number], res: number): Float64Array {
 
 // ---------------------------------------------------------------- pipelines
 
-interface Pipelines {
-  projectedLayout: GPUBindGroupLayout;
-  projected: Map<string, GPUComputePipeline>;
-  directLayout: GPUBindGroupLayout;
-  direct: Map<string, GPUComputePipeline>;
-  projectedModule: GPUShaderModule;
-  directModule: GPUShaderModule;
-  smallLayout: GPUBindGroupLayout;
-  small: Map<string, GPUComputePipeline>;
-  smallModule: GPUShaderModule;
-  unrolledLayout: GPUBindGroupLayout;
-  unrolled: Map<string, GPUComputePipeline>;
-  unrolledModule: GPUShaderModule;
+/** One kernel family: its module, explicit bind-group layout, and pipelines by override constants. */
+interface Family {
+  module: GPUShaderModule;
+  layout: GPUBindGroupLayout;
+  cache: Map<string, GPUComputePipeline>;
 }
+type FamilyName = SurfacePath | 'small' | 'unrolled';
 
-const pipelines = perDevice((device): Pipelines => {
+const pipelines = perDevice((device): Record<FamilyName, Family> => {
   const ro = 'read-only-storage' as const;
-  const projectedLayout = computeBindGroupLayout(device, 'surface.projectedLayout', ['uniform', ro, ro, ro, 'storage', 'uniform']);
-  const directLayout = computeBindGroupLayout(device, 'surface.directLayout', ['uniform', ro, ro, ro, ro, 'storage']);
-  const smallLayout = computeBindGroupLayout(device, 'surface.smallLayout', ['uniform', ro, ro, 'uniform', 'storage']);
-  const unrolledLayout = computeBindGroupLayout(device, 'surface.unrolledLayout', ['uniform', ro, ro, 'storage']);
+  const family = (name: FamilyName, code: string, types: GPUBufferBindingType[]): Family => ({
+    module: device.createShaderModule({ label: `surface.${name}Module`, code }),
+    layout: computeBindGroupLayout(device, `surface.${name}Layout`, types),
+    cache: new Map(),
+  });
   return {
-    unrolledLayout,
-    unrolled: new Map(),
-    unrolledModule: device.createShaderModule({ label: 'surface.unrolledModule', code: unrolledSrc }),
-    smallLayout,
-    small: new Map(),
-    smallModule: device.createShaderModule({ label: 'surface.smallModule', code: smallSrc }),
-    projectedLayout,
-    directLayout,
-    projected: new Map(),
-    direct: new Map(),
-    projectedModule: device.createShaderModule({ label: 'surface.projectedModule', code: projectedSrc }),
-    directModule: device.createShaderModule({ label: 'surface.directModule', code: directSrc }),
+    projected: family('projected', projectedSrc, ['uniform', ro, ro, ro, 'storage', 'uniform']),
+    direct: family('direct', directSrc, ['uniform', ro, ro, ro, ro, 'storage']),
+    small: family('small', smallSrc, ['uniform', ro, ro, 'uniform', 'storage']),
+    unrolled: family('unrolled', unrolledSrc, ['uniform', ro, ro, 'storage']),
   };
 });
 
@@ -617,21 +604,19 @@ function pipelineKey(wg: number, nb: number, uni: boolean, geometric: boolean, f
 
 /** Whether the unrolled pipeline for these constants is already compiled on this device. */
 function unrolledCompiled(device: GPUDevice, wg: number, B: number, geometric: boolean, K: number, mask: number): boolean {
-  return pipelines(device).unrolled.has(pipelineKey(wg, B, true, geometric, { K, r: 0, mask }));
+  return pipelines(device).unrolled.cache.has(pipelineKey(wg, B, true, geometric, { K, r: 0, mask }));
 }
 
 function pipelineFor(
   device: GPUDevice,
-  path: SurfacePath | 'small' | 'unrolled',
+  path: FamilyName,
   wg: number,
   nb: number,
   uni = true,
   geometric = false,
   fixed: { K: number; r: number; mask?: number } = { K: 0, r: 0 },
 ): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
-  const p = pipelines(device);
-  const cache = path === 'projected' ? p.projected : path === 'small' ? p.small : path === 'unrolled' ? p.unrolled : p.direct;
-  const layout = path === 'projected' ? p.projectedLayout : path === 'small' ? p.smallLayout : path === 'unrolled' ? p.unrolledLayout : p.directLayout;
+  const { module, layout, cache } = pipelines(device)[path];
   const key = pipelineKey(wg, nb, uni, geometric, fixed);
   let pipeline = cache.get(key);
   if (!pipeline) {
@@ -643,7 +628,6 @@ function pipelineFor(
           : path === 'unrolled'
             ? { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0, GEOM: geometric ? 1 : 0 }
             : { WG_X: wg };
-    const module = path === 'projected' ? p.projectedModule : path === 'small' ? p.smallModule : path === 'unrolled' ? p.unrolledModule : p.directModule;
     pipeline = device.createComputePipeline({
       label: `surface.${path}Pipeline`,
       layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
@@ -704,7 +688,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
   const geoU = kernel === 'unrolled' && geoUFits;
-  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, plane, D, geoU ? step : null) : null;
+  const rowsU = kernel === 'unrolled' && pre && lay ? new UnrolledRows(pre, lay, scenario.gradient.b, maskU, geoU ? step : null) : null;
   // Small and general kernels: share one exp among 16 points where every ρ^m = e^{−tu·m·h} (m ≤ 15) is within
   // e^{±60} (the general kernel only with its uniform constants).
   const geoFits = kernel !== null && kernel !== 'unrolled' && (opts.geometric ?? true) && pre !== null && pre.zu.every((zu) => Math.abs(zu * 15 * step) <= 60);
