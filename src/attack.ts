@@ -120,7 +120,7 @@ const PICK_DISTINCT_REL = 1e-2;
 /** Polish picks look this many times as deep as the number of picks into the restarts, by loss. */
 const PICK_SCAN = 64;
 
-export const DEFAULT_LR: Record<Optimizer, number> = { adam: 0.05, lbfgs: 1, gd: 0.1 };
+export const DEFAULT_LR: Record<Optimizer, number> = { adam: 0.05, lbfgs: 1, gd: 0.1, lm: 1 };
 
 /** Caps that keep memory and buffers sane (restarts are per labelling). */
 const MAX_RESTARTS = 1 << 20;

@@ -31,9 +31,12 @@
 import type { Gradient, Layer, MatchLoss, ObjectiveValue } from './model.js';
 import { matchCosine, matchL2 } from './model.js';
 import { DlgInputError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
+import { LM_LAMBDA0, type LmState, lmStep } from './lm.js';
 
-export type Optimizer = 'gd' | 'adam' | 'lbfgs';
-export const OPTIMIZERS: readonly Optimizer[] = ['gd', 'adam', 'lbfgs'];
+export type Optimizer = 'gd' | 'adam' | 'lbfgs' | 'lm';
+export const OPTIMIZERS: readonly Optimizer[] = ['gd', 'adam', 'lbfgs', 'lm'];
+/** The first-order optimizers (the seed's and DLG's kind): everything but lm. */
+export const FIRST_ORDER: readonly Optimizer[] = ['gd', 'adam', 'lbfgs'];
 
 /** L-BFGS history is capped (GPU kernels keep it in fixed-size arrays). */
 export const LBFGS_MAX_HISTORY = 8;
@@ -59,14 +62,19 @@ export interface EngineOptions {
   label?: string;
 }
 
-/** 0 running (or stalled), 1 converged, 2 non-finite (rolled back to its best point and frozen). */
-export type RestartStatus = 0 | 1 | 2;
+/**
+ * 0 running (or stalled), 1 converged, 2 non-finite (rolled back to its best point and frozen),
+ * 3 stalled and frozen at its best point (lm: λ beyond LM_LAMBDA_MAX, no damping reduces the loss).
+ */
+export type RestartStatus = 0 | 1 | 2 | 3;
 
 export interface EngineStatus {
   loss: Float32Array;
   bestLoss: Float32Array;
   status: Uint32Array;
   iterations: Uint32Array;
+  /** lm only: each restart's damping λ (after its last step). */
+  lambda?: Float32Array;
 }
 
 export interface EngineHandle {
@@ -153,6 +161,9 @@ export function resolveEngineOptions(opts: EngineOptions): ResolvedEngineOptions
   const eps = requireFiniteNumber('eps', opts.eps ?? 1e-8, 0);
   const history = requirePositiveInt('history', opts.history ?? 5, LBFGS_MAX_HISTORY);
   const loss = requireOneOf('loss', opts.loss ?? 'l2', ['l2', 'cosine'] as const);
+  if (optimizer === 'lm' && loss !== 'l2') {
+    throw new DlgInputError('loss', "'l2' with optimizer 'lm' (Levenberg–Marquardt needs the least-squares residual)", `'${loss}'`);
+  }
   const tolAbs = new Float64Array(groups.length).fill(-Infinity);
   if (opts.tolAbs !== undefined) {
     if (typeof opts.tolAbs === 'number') {
@@ -209,6 +220,8 @@ interface CpuRestart {
   Y: Float64Array[];
   rho: number[];
   cached: ObjectiveValue | null;
+  // lm
+  lm: LmState;
 }
 
 /** The float64 CPU engine: the same semantics as the GPU engine, one restart after another. */
@@ -240,8 +253,16 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
         r.c[i] = o.beta2 * r.c[i] + (1 - o.beta2) * g[i] * g[i];
         x[i] -= (a1 * r.a[i]) / (Math.sqrt(r.c[i] * a2) + o.eps);
       }
-    } else {
+    } else if (o.optimizer === 'lbfgs') {
       lbfgsStep(r, gi, f, g);
+    } else {
+      const res = lmStep(layers[gi], o.groups[gi].target, x, f, g, r.lm);
+      r.cached = res.accepted;
+      if (res.stalled) {
+        x.set(r.best);
+        r.loss = r.bestLoss;
+        r.status = 3;
+      }
     }
   };
 
@@ -345,6 +366,7 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
         restarts.push({
           x, best: Float64Array.from(x), loss: Infinity, bestLoss: Infinity, status: 0, iterations: 0,
           a: new Float64Array(BD), c: new Float64Array(BD), S: [], Y: [], rho: [], cached: null,
+          lm: { lambda: LM_LAMBDA0, nu: 2 },
         });
       }
     },
@@ -355,7 +377,7 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
       restarts.forEach((r, p) => {
         const gi = Math.floor(p / o.P);
         for (let it = 0; it < iterations && r.status === 0; it++) {
-          const v = o.optimizer === 'lbfgs' && r.cached ? r.cached : evaluate(gi, r.x);
+          const v = r.cached ?? evaluate(gi, r.x);
           r.cached = null;
           const f = v.loss;
           if (f < r.bestLoss) {
@@ -375,19 +397,23 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
           }
           step(r, gi, f, v.grad);
           r.iterations++;
+          if (r.status !== 0) break;
         }
       });
     },
     async readStatus(): Promise<EngineStatus> {
       alive();
       const n = o.total;
-      const out = { loss: new Float32Array(n), bestLoss: new Float32Array(n), status: new Uint32Array(n), iterations: new Uint32Array(n) };
+      const out: EngineStatus = { loss: new Float32Array(n), bestLoss: new Float32Array(n), status: new Uint32Array(n), iterations: new Uint32Array(n) };
+      const lambda = o.optimizer === 'lm' ? new Float32Array(n) : undefined;
       restarts.forEach((r, p) => {
         out.loss[p] = r.loss;
         out.bestLoss[p] = r.bestLoss;
         out.status[p] = r.status;
         out.iterations[p] = r.iterations;
+        if (lambda) lambda[p] = r.lm.lambda;
       });
+      if (lambda) out.lambda = lambda;
       return out;
     },
     async readBest(): Promise<Float32Array> {

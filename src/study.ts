@@ -58,7 +58,7 @@ export interface StudyConfig {
   /** Scenario s of every configuration uses seed + s; restarts' starting points derive from it too. */
   seed: number;
   /** Learning rate per optimizer; gd's 'auto' = 1/λ_max of the Hessian at the truth. */
-  lr: { adam: number; gd: number | 'auto'; lbfgs: number };
+  lr: { adam: number; gd: number | 'auto'; lbfgs: number; lm: number };
   /** Restarts start from N(0, initScale²). */
   initScale: number;
   /** Read back every this many iterations (after a geometric ramp 1, 2, 5, 10, 20, 50, 100). */
@@ -75,7 +75,7 @@ export const DEFAULT_STUDY_CONFIG: StudyConfig = {
   restarts: 256,
   iterations: 5000,
   seed: 1,
-  lr: { adam: 0.05, gd: 'auto', lbfgs: 1 },
+  lr: { adam: 0.05, gd: 'auto', lbfgs: 1, lm: 1 },
   initScale: 1,
   readEvery: 250,
 };
@@ -143,6 +143,7 @@ export function validateStudyConfig(json: unknown): StudyConfig {
       adam: l.adam === undefined ? d.lr.adam : posNum('lr.adam', l.adam),
       gd: l.gd === undefined || l.gd === 'auto' ? d.lr.gd : posNum('lr.gd', l.gd),
       lbfgs: l.lbfgs === undefined ? d.lr.lbfgs : posNum('lr.lbfgs', l.lbfgs),
+      lm: d.lr.lm,
     };
   }
   const seed = pick('seed');
