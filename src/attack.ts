@@ -6,18 +6,23 @@
  * Browser-safe: no file I/O here (the CLI writes the result and the PNG).
  */
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
-import { createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
+import { FIRST_ORDER, OPTIMIZERS, createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
 import { type LabelInference, inferLabels } from './labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
 import { Rng } from './rng.js';
 import type { Scenario } from './scenario.js';
+import { lmRefine } from './lm.js';
+import { type ReduceMode, type Reduction, type RegimeInfo, analyseScenario } from './reduce.js';
+import { solutionDimension } from './diagnose.js';
 
 export type AttackInit = 'normal' | 'uniform';
 export type AttackLabels = 'known' | 'infer';
 export type AttackMethod = 'optimize' | 'analytic';
 export type RestartOutcome = 'converged' | 'stalled' | 'non-finite';
+/** 'auto': lm where the problem is reduced or direct (and fits lm's caps), else adam. */
+export type AttackOptimizer = Optimizer | 'auto';
 
 export interface AttackProgress {
   iteration: number;
@@ -27,11 +32,17 @@ export interface AttackProgress {
 }
 
 export interface AttackOptions {
-  /** Restarts per candidate labelling (P), default 256. */
+  /** Restarts per candidate labelling (P); default 64 for lm, 256 for the first-order optimizers. */
   restarts?: number;
-  /** Iteration budget, default 2000. */
+  /** Iteration budget; default 100 for lm, 2000 for the first-order optimizers. */
   iterations?: number;
-  optimizer?: Optimizer;
+  /** Default 'auto': lm in the subspace or direct regime, adam otherwise. */
+  optimizer?: AttackOptimizer;
+  /**
+   * The subspace reduction (x = C·Vᵀ, B² unknowns) where B ≤ K: 'auto' (default) where it holds,
+   * 'on' (an error where it does not, naming the rank), 'off' (the raw B·D-unknown problem, as DLG).
+   */
+  reduce?: ReduceMode;
   /**
    * Learning rate. Defaults: adam 0.05, lbfgs 1 (the first trial step of its line search), gd 0.1.
    * For gd it is relative: the step used is lr / (‖∇W‖² + ‖∇b‖²), since L_r scales with the gradient's size.
@@ -46,15 +57,16 @@ export interface AttackOptions {
   loss?: 'l2' | 'cosine';
   labels?: AttackLabels;
   method?: AttackMethod;
-  /** Read the status back every this many iterations (progress, early stop). Default 100. */
+  /** Read the status back every this many iterations (progress, early stop). Default 10 for lm, 100 otherwise. */
   readbackEvery?: number;
   /** Save the best restart's loss and x′ every k iterations; 0 = off (default). */
   trajectory?: number;
   /** With labels 'infer', the most candidate labellings to attack (default 16). */
   maxLabelings?: number;
   /**
-   * Refine the best `polish` restarts (by device loss) on the host with float64 L-BFGS, and keep
-   * the best refined point (default 4; 0 = off). f32 cannot resolve L_r below ~1e-13 relative,
+   * Refine the best `polish` restarts (by device loss, one per basin) on the host in float64, and keep
+   * the best refined point (default 4; 0 = off): Levenberg–Marquardt to machine precision (L-BFGS for
+   * the cosine loss, or beyond LM_POLISH_MAX_UNKNOWNS). f32 cannot resolve L_r below ~1e-13 relative,
    * which on flat surfaces still leaves x′ ~1e-3 off; float64 removes that floor.
    */
   polish?: number;
@@ -68,10 +80,22 @@ export interface AttackOptions {
   signal?: AbortSignal;
 }
 
+/** Options as validated, before the scenario fixes the optimizer and the defaults that depend on it. */
+export interface ValidatedAttackOptions extends Omit<ResolvedAttackOptions, 'restarts' | 'iterations' | 'optimizer' | 'lr' | 'readbackEvery'> {
+  restarts?: number;
+  iterations?: number;
+  optimizer: AttackOptimizer;
+  lr?: number;
+  readbackEvery?: number;
+}
+
 export interface ResolvedAttackOptions {
   restarts: number;
   iterations: number;
   optimizer: Optimizer;
+  /** What the caller asked for ('auto' unless an optimizer was named). */
+  requestedOptimizer: AttackOptimizer;
+  reduce: ReduceMode;
   lr: number;
   init: AttackInit;
   initScale: number;
@@ -92,7 +116,8 @@ export interface ResolvedAttackOptions {
 export const ATTACK_DEFAULTS = {
   restarts: 256,
   iterations: 2000,
-  optimizer: 'adam' as Optimizer,
+  optimizer: 'auto' as AttackOptimizer,
+  reduce: 'auto' as ReduceMode,
   init: 'normal' as AttackInit,
   initScale: 1,
   seed: 0,
@@ -106,6 +131,19 @@ export const ATTACK_DEFAULTS = {
   polish: 4,
   stopAfter: 0,
 };
+
+/** Defaults that differ for lm: it converges in tens of iterations, so fewer restarts and reads back more often. */
+export const LM_DEFAULTS = { restarts: 64, iterations: 100, readbackEvery: 10 };
+/** The first-order method 'auto' picks where lm does not apply. */
+export const AUTO_FIRST_ORDER: Optimizer = 'adam';
+/** Largest problem (unknowns) the float64 LM polish takes on (a Cholesky of n×n per step); beyond, L-BFGS. */
+export const LM_POLISH_MAX_UNKNOWNS = 512;
+/** Float64 LM steps per polished restart (quadratic convergence: a handful from a device point). */
+export const LM_POLISH_ITERATIONS = 50;
+/** The float64 LM polish stops at L_r ≤ this·(‖∇W‖² + ‖∇b‖²): machine precision. */
+const LM_POLISH_TOL = 1e-30;
+/** Solution-manifold dimensions (B·D − rank J) are computed at the reconstruction up to this many Jacobian entries. */
+const MAX_JACOBIAN_ENTRIES = 4_000_000;
 
 /** Float64 L-BFGS iterations per polished restart, and its stopping point (relative to ‖∇W‖²+‖∇b‖²). */
 export const POLISH_ITERATIONS = 100;
@@ -129,12 +167,15 @@ const MAX_ITERATIONS = 100_000_000;
 const MAX_TRAJECTORY_FLOATS = 1 << 25;
 
 const OPTION_KEYS = new Set([
-  'restarts', 'iterations', 'optimizer', 'lr', 'init', 'initScale', 'seed', 'tol', 'loss', 'labels', 'method',
+  'restarts', 'iterations', 'optimizer', 'reduce', 'lr', 'init', 'initScale', 'seed', 'tol', 'loss', 'labels', 'method',
   'readbackEvery', 'trajectory', 'maxLabelings', 'polish', 'stopAfter', 'onProgress', 'signal',
 ]);
 
-/** Validates and defaults attack options; DlgInputError names the field. */
-export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
+/**
+ * Validates attack options; DlgInputError names the field. Defaults that depend on the optimizer
+ * (restarts, iterations, lr, readbackEvery) stay undefined until `planAttack` resolves it.
+ */
+export function validateAttackOptions(o: unknown): ValidatedAttackOptions {
   if (o === undefined || o === null) o = {};
   if (typeof o !== 'object' || Array.isArray(o)) throw new DlgInputError('options', 'an object', describe(o));
   const r = o as Record<string, unknown>;
@@ -142,11 +183,16 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
     if (!OPTION_KEYS.has(k)) throw new DlgInputError(k, `no such attack option (known: ${[...OPTION_KEYS].join(', ')})`, describe(r[k]));
   }
   const get = <T>(k: string, def: T): unknown => (r[k] === undefined ? def : r[k]);
-  const restarts = requirePositiveInt('restarts', get('restarts', ATTACK_DEFAULTS.restarts), MAX_RESTARTS);
-  const iterations = requirePositiveInt('iterations', get('iterations', ATTACK_DEFAULTS.iterations), MAX_ITERATIONS);
-  const optimizer = requireOneOf('optimizer', get('optimizer', ATTACK_DEFAULTS.optimizer), ['gd', 'adam', 'lbfgs'] as const);
-  const lr = requireFiniteNumber('lr', get('lr', DEFAULT_LR[optimizer]));
-  if (!(lr > 0)) throw new DlgInputError('lr', 'a finite number > 0', describe(lr));
+  const opt = <T>(k: string, check: (v: unknown) => T): T | undefined => (r[k] === undefined ? undefined : check(r[k]));
+  const restarts = opt('restarts', (v) => requirePositiveInt('restarts', v, MAX_RESTARTS));
+  const iterations = opt('iterations', (v) => requirePositiveInt('iterations', v, MAX_ITERATIONS));
+  const optimizer = requireOneOf('optimizer', get('optimizer', ATTACK_DEFAULTS.optimizer), ['auto', ...OPTIMIZERS] as const);
+  const reduce = requireOneOf('reduce', get('reduce', ATTACK_DEFAULTS.reduce), ['auto', 'on', 'off'] as const);
+  const lr = opt('lr', (v) => {
+    const x = requireFiniteNumber('lr', v);
+    if (!(x > 0)) throw new DlgInputError('lr', 'a finite number > 0', describe(x));
+    return x;
+  });
   const init = requireOneOf('init', get('init', ATTACK_DEFAULTS.init), ['normal', 'uniform'] as const);
   const initScale = requireFiniteNumber('initScale', get('initScale', ATTACK_DEFAULTS.initScale));
   if (!(initScale > 0)) throw new DlgInputError('initScale', 'a finite number > 0', describe(initScale));
@@ -157,9 +203,12 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
   const tol = requireFiniteNumber('tol', get('tol', ATTACK_DEFAULTS.tol));
   if (!(tol > 0)) throw new DlgInputError('tol', 'a finite number > 0 (relative to ‖∇W‖² + ‖∇b‖²)', describe(tol));
   const loss = requireOneOf('loss', get('loss', ATTACK_DEFAULTS.loss), ['l2', 'cosine'] as const);
+  if (optimizer === 'lm' && loss !== 'l2') {
+    throw new DlgInputError('loss', "'l2' with optimizer 'lm' (Levenberg–Marquardt minimises a sum of squares)", `'${loss}'`);
+  }
   const labels = requireOneOf('labels', get('labels', ATTACK_DEFAULTS.labels), ['known', 'infer'] as const);
   const method = requireOneOf('method', get('method', ATTACK_DEFAULTS.method), ['optimize', 'analytic'] as const);
-  const readbackEvery = requirePositiveInt('readbackEvery', get('readbackEvery', ATTACK_DEFAULTS.readbackEvery), MAX_ITERATIONS);
+  const readbackEvery = opt('readbackEvery', (v) => requirePositiveInt('readbackEvery', v, MAX_ITERATIONS));
   const trajectory = get('trajectory', ATTACK_DEFAULTS.trajectory);
   if (typeof trajectory !== 'number' || !Number.isInteger(trajectory) || trajectory < 0 || trajectory > MAX_ITERATIONS) {
     throw new DlgInputError('trajectory', `an integer in [0, ${MAX_ITERATIONS}] (0 = off)`, describe(trajectory));
@@ -180,10 +229,70 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
     throw new DlgInputError('signal', 'an AbortSignal', describe(signal));
   }
   return {
-    restarts, iterations, optimizer, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
+    restarts, iterations, optimizer, requestedOptimizer: optimizer, reduce, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
     onProgress: onProgress as ResolvedAttackOptions['onProgress'],
     signal: signal as AbortSignal | undefined,
   };
+}
+
+/** What `attack` will do with a scenario: the regime, the reduction, the optimizer and why. */
+export interface AttackPlan {
+  options: ResolvedAttackOptions;
+  regime: RegimeInfo;
+  /** Present when the attack runs on the reduced scenario. */
+  reduction?: Reduction;
+  /** Why this optimizer (and problem) was chosen, in one sentence. */
+  why: string;
+}
+
+/**
+ * Resolves the optimizer ('auto'), the reduction and the defaults that depend on them. Throws
+ * DlgInputError before any work: `reduce: 'on'` where the reduction does not hold (naming the rank),
+ * lm beyond its caps. `lmFits(B, D, K)` says whether the lm engine that will run takes a problem
+ * (default: the CPU engine's cap).
+ */
+export function planAttack(scenario: Scenario, options: AttackOptions | ValidatedAttackOptions = {}, lmFits?: (B: number, D: number, K: number) => string | null): AttackPlan {
+  const v = 'requestedOptimizer' in options ? (options as ValidatedAttackOptions) : validateAttackOptions(options);
+  const sc = checkScenario(scenario);
+  const fits = lmFits ?? lmCpuFits;
+  const { info, reduction } = analyseScenario(sc, v.method === 'analytic' ? 'off' : v.reduce);
+  const work = reduction?.scenario ?? sc;
+  let optimizer: Optimizer;
+  let why: string;
+  const lmReason = fits(work.B, work.D, work.K);
+  if (v.optimizer !== 'auto') {
+    optimizer = v.optimizer;
+    if (optimizer === 'lm' && lmReason) throw new DlgInputError('optimizer', `a problem within lm's caps for 'lm' (${lmReason})`, `'lm' with ${info.unknowns} unknowns`);
+    why = `${optimizer} as asked; ${info.summary}`;
+  } else if (v.loss !== 'l2') {
+    optimizer = AUTO_FIRST_ORDER;
+    why = `auto: ${optimizer}, since lm needs the l2 loss; ${info.summary}`;
+  } else if ((info.regime === 'subspace' || info.regime === 'direct' || info.regime === 'rank-deficient') && !lmReason) {
+    optimizer = 'lm';
+    why = `auto: lm (Levenberg–Marquardt) on ${info.unknowns} unknowns; ${info.summary}`;
+  } else {
+    optimizer = AUTO_FIRST_ORDER;
+    why =
+      info.regime === 'unidentifiable'
+        ? `auto: ${optimizer}, since no attack can single out x here; ${info.summary}`
+        : `auto: ${optimizer}, since lm does not take this problem (${lmReason}); ${info.summary}`;
+  }
+  const lm = optimizer === 'lm';
+  const options_: ResolvedAttackOptions = {
+    ...v,
+    optimizer,
+    restarts: v.restarts ?? (lm ? LM_DEFAULTS.restarts : ATTACK_DEFAULTS.restarts),
+    iterations: v.iterations ?? (lm ? LM_DEFAULTS.iterations : ATTACK_DEFAULTS.iterations),
+    readbackEvery: v.readbackEvery ?? (lm ? LM_DEFAULTS.readbackEvery : ATTACK_DEFAULTS.readbackEvery),
+    lr: v.lr ?? DEFAULT_LR[optimizer],
+  };
+  return { options: options_, regime: info, ...(reduction ? { reduction } : {}), why };
+}
+
+/** The float64 CPU lm engine's cap (a dense n×n Cholesky per step and restart). */
+export const LM_CPU_MAX_UNKNOWNS = 1024;
+function lmCpuFits(B: number, D: number): string | null {
+  return B * D <= LM_CPU_MAX_UNKNOWNS ? null : `at most ${LM_CPU_MAX_UNKNOWNS} unknowns on the CPU engine, found B·D = ${B * D}`;
 }
 
 export interface LossQuantiles {
@@ -221,6 +330,23 @@ export interface AttackResult {
     correct?: boolean;
   };
   method: AttackMethod;
+  /** The optimizer that ran (options.requestedOptimizer says what was asked for, e.g. 'auto'). Absent for analytic. */
+  optimizer?: Optimizer;
+  /**
+   * The regime of identifiability and the problem the attack solved: 'subspace' (reduced to B²
+   * unknowns), 'direct', 'unidentifiable' (identifiable false, with manifoldDim) or 'rank-deficient'.
+   */
+  regime: Omit<RegimeInfo, 'singularValues'> & {
+    singularValues: number[];
+    /** Not identifiable: B·D − rank J at the reconstruction, the dimension of the exact solutions there (small problems only). */
+    solutionDim?: number;
+  };
+  /** The kernel that advanced the restarts ('cpu' for the float64 engine) and why this optimizer and problem. */
+  engine: { kernel: string; backend: 'webgpu' | 'cpu'; why: string };
+  /** The best restart (the reconstruction's): its steps and, for lm, its final damping λ. */
+  bestRestart?: { index: number; iterations: number; lambda?: number | null };
+  /** Where the time went (ms): plan (regime, SVD, reduction), engine set-up (pipelines), run, polish. */
+  timing: { planMs: number; engineSetupMs: number; runMs: number; polishMs: number };
   /** Iterations run (the loop stops early once every restart converged or was frozen). */
   iterations: number;
   stoppedBy: 'all-finished' | 'iterations' | 'aborted' | 'analytic' | 'stop-after';
@@ -238,6 +364,8 @@ export interface AttackResult {
     counts: { converged: number; stalled: number; nonFinite: number };
     /** Iterations each restart took. */
     iterations: number[];
+    /** lm only: each restart's final damping λ. */
+    lambda?: (number | null)[];
     /** Fraction of restarts whose best point reaches relative error < 1e-3 (ground truth only). */
     successFraction?: number;
     /** Which restart is the reconstruction. */
@@ -248,6 +376,8 @@ export interface AttackResult {
    * The reconstruction is the best refined point; restarts.* describe the device restarts as they were.
    */
   polish?: {
+    /** 'lm': float64 Levenberg–Marquardt (the default for the l2 loss); 'lbfgs' for cosine or very large problems. */
+    method: 'lm' | 'lbfgs';
     restarts: number[];
     iterations: number;
     lossBefore: (number | null)[];
@@ -278,7 +408,10 @@ export interface AttackResult {
     /** Its best point (B×D) at each snapshot. */
     points: number[][][];
   };
-  options: Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number };
+  /** The options that applied (analytic recovery records only those that apply to it). */
+  options:
+    | (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number })
+    | { method: 'analytic'; labels: AttackLabels; loss: 'l2' | 'cosine'; tol: number; tolAbs: number; maxLabelings: number; reduce: ReduceMode };
 }
 
 function rows(data: ArrayLike<number>, r: number, c: number, off = 0): number[][] {
@@ -312,6 +445,15 @@ export function initialPoints(total: number, B: number, D: number, init: AttackI
   const x = new Float64Array(total * B * D);
   for (let i = 0; i < x.length; i++) x[i] = init === 'normal' ? scale * rng.normal() : scale * (2 * rng.uniform() - 1);
   return x;
+}
+
+function layerFor(s: Scenario, y: Float64Array): Layer {
+  return { B: s.B, D: s.D, K: s.K, W: s.W, b: s.b, y, reduction: s.reduction };
+}
+
+/** Placeholder until the GPU lm engine states its caps: the CPU engine's. */
+function gpuLmFits(B: number, D: number): string | null {
+  return lmCpuFits(B, D);
 }
 
 function checkScenario(s: unknown): Scenario {
@@ -374,23 +516,46 @@ function sameUpToOrder(a: ArrayLike<number>, b: ArrayLike<number>, B: number, K:
 /**
  * Runs the attack. `device` null means the float64 CPU engine (only when the user asked for it).
  * Throws DlgInputError for bad options or scenarios, before any work is done.
+ *
+ * The plan (planAttack) fixes the regime: in the subspace regime every restart, the polish and the
+ * restart statistics work on the reduced scenario (D = B), and the result is lifted back (x = C·Vᵀ);
+ * the reconstruction's loss and metrics are always those of the original problem.
  */
 export async function attack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions = {}, adapterName?: string): Promise<AttackResult> {
   const t0 = performance.now();
-  const o = validateAttackOptions(options);
   const sc = checkScenario(scenario);
-  const { B, D, K } = sc;
-  const target = sc.gradient;
-  const gNorm = gradientNormSq(target);
+  const plan = planAttack(sc, options, device ? gpuLmFits : undefined);
+  const tPlan = performance.now();
+  const o = plan.options;
+  const red = plan.reduction;
+  const work = red?.scenario ?? sc;
+  const { B, K } = sc;
+  const D = work.D;
+  const lift = (x: ArrayLike<number>, count = 1): Float64Array => (red ? red.lift(x, count) : Float64Array.from(x));
+  const target = work.gradient;
+  const gNorm = gradientNormSq(sc.gradient);
   if (!(gNorm > 0)) throw new DlgInputError('scenario.gradient', 'a non-zero shared gradient', 'all zeros');
+  // Tolerances refer to the original gradient's size; the reduced loss misses the constant outOfSubspaceEnergy.
+  const outside = plan.regime.outOfSubspaceEnergy ?? 0;
   const tolAbs = o.loss === 'cosine' ? o.tol : o.tol * gNorm;
+  const tolWork = o.loss === 'cosine' ? tolAbs : Math.max(tolAbs - outside, 0);
   const lrEffective = o.optimizer === 'gd' ? o.lr / gNorm : o.lr;
   const { onProgress, signal, ...plain } = o;
   void onProgress;
   void signal;
-  const optionsOut = { ...plain, lrEffective, tolAbs };
+  const optionsOut: AttackResult['options'] = o.method === 'analytic'
+    ? { method: 'analytic', labels: o.labels, loss: o.loss, tol: o.tol, tolAbs, maxLabelings: o.maxLabelings, reduce: o.reduce }
+    : { ...plain, lrEffective, tolAbs };
   const truth = sc.inputs;
-  const psnr = truth && imageSide(D) !== undefined ? psnrPeak(truth) : undefined;
+  const psnr = truth && imageSide(sc.D) !== undefined ? psnrPeak(truth) : undefined;
+  const regimeOut = (x?: Float64Array, y?: Float64Array): AttackResult['regime'] => {
+    const r: AttackResult['regime'] = { ...plan.regime };
+    // Where x is not identifiable, measure the solution set at the reconstruction: B·D − rank J.
+    if (x && y && !r.identifiable && B * sc.D * (sc.D * K + K) <= MAX_JACOBIAN_ENTRIES) {
+      r.solutionDim = solutionDimension(layerFor(sc, y), x);
+    }
+    return r;
+  };
 
   // Labels: known, or every candidate labelling ∇b leaves open.
   let inference: LabelInference | undefined;
@@ -408,7 +573,6 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   } else {
     labelings = [Float64Array.from(sc.y)];
   }
-  const layerFor = (y: Float64Array): Layer => ({ B, D, K, W: sc.W, b: sc.b, y, reduction: sc.reduction });
   const labelInferenceOut = (chosen: number, perLabeling: { bestLoss: number | null; successFraction?: number }[]) =>
     inference
       ? {
@@ -423,28 +587,38 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
           ...(truth ? { correct: sameUpToOrder(labelings[chosen], sc.y, B, K) } : {}),
         }
       : undefined;
+  /** Metrics of a full-space point against the truth. */
   const score = (x: ArrayLike<number>, y: Float64Array, off = 0) =>
-    reconstructionMetrics(x, truth!, { B, D, K, reconLabels: y, trueLabels: sc.y, psnrPeak: psnr }, off);
+    reconstructionMetrics(x, truth!, { B, D: sc.D, K, reconLabels: y, trueLabels: sc.y, psnrPeak: psnr }, off);
+  /** Restart statistics in the working space (reduced: ‖C − C*‖ = ‖x − x*‖ since V is orthonormal). */
+  const scoreWork = (x: ArrayLike<number>, y: Float64Array, off = 0) =>
+    reconstructionMetrics(x, work.inputs!, { B, D, K, reconLabels: y, trueLabels: sc.y }, off);
+  const metricsOf = (m: ReconstructionMetrics): ReconstructionMetrics => ({
+    relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent,
+  });
 
   if (o.method === 'analytic') {
     if (B !== 1) throw new DlgInputError('method', `'optimize' for B = ${B} (${ANALYTIC_B_EXPLANATION})`, `'analytic' with B = ${B}`);
-    const { x } = analyticRecover(sc, target);
+    const { x } = analyticRecover(sc, sc.gradient);
     const y = labelings[0];
-    const loss = matchL2(layerFor(y), target, x).loss;
-    const objective = matchLoss(o.loss, layerFor(y), target, x).loss;
+    const loss = matchL2(layerFor(sc, y), sc.gradient, x).loss;
+    const objective = matchLoss(o.loss, layerFor(sc, y), sc.gradient, x).loss;
     const m = truth ? score(x, y) : undefined;
     const outcome: RestartOutcome = !Number.isFinite(objective) ? 'non-finite' : objective <= tolAbs ? 'converged' : 'stalled';
     const result: AttackResult = {
       format: 'dlg-attack-result/1',
-      reconstruction: rows(x, B, D),
+      reconstruction: rows(x, B, sc.D),
       loss,
       objective: { kind: o.loss, value: objective },
       labels: rows(y, B, K),
       labelInference: labelInferenceOut(0, [{ bestLoss: finiteOrNull(objective), ...(m ? { successFraction: m.success ? 1 : 0 } : {}) }]),
       method: 'analytic',
+      regime: regimeOut(),
+      engine: { kernel: 'analytic', backend: 'cpu', why: 'B = 1: x = ∇W[:, k] / ∇b[k] exactly (no optimisation)' },
       iterations: 0,
       stoppedBy: 'analytic',
       wallTimeMs: 0,
+      timing: { planMs: tPlan - t0, engineSetupMs: 0, runMs: 0, polishMs: 0 },
       adapter: 'host (analytic recovery, float64)',
       backend: 'cpu',
       restarts: {
@@ -458,7 +632,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
         ...(m ? { successFraction: m.success ? 1 : 0 } : {}),
         best: 0,
       },
-      ...(m ? { metrics: { relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent } } : {}),
+      ...(m ? { metrics: metricsOf(m) } : {}),
       history: { iteration: [], bestLoss: [] },
       options: optionsOut,
     };
@@ -480,24 +654,29 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     );
   }
   const engineOpts = {
-    layer: layerFor(labelings[0]),
+    layer: layerFor(work, labelings[0]),
     target,
     groups: labelings.map((y) => ({ y, target })),
     P,
     optimizer: o.optimizer,
     lr: lrEffective,
     loss: o.loss,
-    tolAbs,
+    tolAbs: tolWork,
     label: 'attack',
   };
-  const engine: EngineHandle = device ? createAttackEngine(device, engineOpts) : createCpuEngine(engineOpts);
+  // Initial points in the original space, projected (the reduced init is the projection of the same draw
+  // where it is cheap; for large D it draws in the subspace directly, which has the same distribution).
   const x0 = initialPoints(total, B, D, o.init, o.initScale, o.seed);
+  const tSetup0 = performance.now();
+  const engine: EngineHandle = device ? createAttackEngine(device, engineOpts) : createCpuEngine(engineOpts);
+  const tSetup = performance.now() - tSetup0;
   const history = { iteration: [] as number[], bestLoss: [] as (number | null)[] };
   const traj = { iteration: [] as number[], bestLoss: [] as Float32Array[], points: [] as Float32Array[] };
   let status: EngineStatus | undefined;
   let bestPoints: Float32Array | undefined;
   let done = 0;
   let stoppedBy: AttackResult['stoppedBy'] = 'iterations';
+  const tRun0 = performance.now();
   try {
     engine.setInputs(x0);
     const chunk = o.trajectory > 0 ? o.trajectory : o.readbackEvery;
@@ -519,13 +698,13 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
         if (status.status[p] !== 0) finished++;
       }
       history.iteration.push(done);
-      history.bestLoss.push(finiteOrNull(best));
+      history.bestLoss.push(finiteOrNull(best + outside));
       if (o.trajectory > 0) {
         traj.iteration.push(done);
         traj.bestLoss.push(status.bestLoss);
         traj.points.push(await engine.readBest());
       }
-      o.onProgress?.({ iteration: done, bestLoss: best, converged });
+      o.onProgress?.({ iteration: done, bestLoss: best + outside, converged });
       if (finished === total) {
         stoppedBy = 'all-finished';
         break;
@@ -543,7 +722,9 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     if (err instanceof DlgInputError || err instanceof DlgRuntimeError) throw err;
     throw new DlgRuntimeError(`attack engine failed: ${(err as Error)?.message ?? String(err)}`);
   }
+  const kernel = engine.kernel;
   engine.destroy();
+  const tRun = performance.now() - tRun0;
   if (!status || !bestPoints) throw new DlgRuntimeError('attack engine returned no status');
   const st = status;
   const pts = bestPoints;
@@ -557,35 +738,45 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let bestP = order[0];
   let recon: Float64Array = Float64Array.from(pts.subarray(bestP * BD, (bestP + 1) * BD));
   let polishOut: AttackResult['polish'];
+  const tPolish0 = performance.now();
   if (o.polish > 0) {
     const picks = polishPicks(order, pts, labelings, P, B, D, K, Math.min(o.polish, total));
+    const useLm = o.loss === 'l2' && BD <= LM_POLISH_MAX_UNKNOWNS;
     const before: (number | null)[] = [];
     const after: (number | null)[] = [];
     let bestAfter = Infinity;
     let bestIdx = 0;
+    let polishIterations = 0;
     const polished: Float64Array[] = [];
     for (let i = 0; i < picks.length; i++) {
       const p = picks[i];
       const y = labelings[Math.floor(p / P)];
-      const cpu = createCpuEngine({
-        layer: layerFor(y), target, P: 1, optimizer: 'lbfgs', lr: 1, loss: o.loss,
-        tolAbs: o.loss === 'cosine' ? 0 : POLISH_TOL * gNorm, label: 'attack.polish',
-      });
+      const layer = layerFor(work, y);
       const start = Float64Array.from(pts.subarray(p * BD, (p + 1) * BD));
-      cpu.setInputs(start);
-      cpu.run(POLISH_ITERATIONS);
-      // The engine keeps its best point in float64 and hands it back as f32: far below the 1e-3 success scale.
-      const x = Float64Array.from(await cpu.readBest());
-      cpu.destroy();
-      const vBefore = matchLoss(o.loss, layerFor(y), target, start).loss;
-      let vAfter = matchLoss(o.loss, layerFor(y), target, x).loss;
+      let x = Float64Array.from(start);
+      if (useLm) {
+        polishIterations = Math.max(polishIterations, lmRefine(layer, target, x, LM_POLISH_ITERATIONS, LM_POLISH_TOL * gNorm).iterations);
+      } else {
+        const cpu = createCpuEngine({
+          layer, target, P: 1, optimizer: 'lbfgs', lr: 1, loss: o.loss,
+          tolAbs: o.loss === 'cosine' ? 0 : POLISH_TOL * gNorm, label: 'attack.polish',
+        });
+        cpu.setInputs(start);
+        cpu.run(POLISH_ITERATIONS);
+        // The engine keeps its best point in float64 and hands it back as f32: far below the 1e-3 success scale.
+        x = Float64Array.from(await cpu.readBest());
+        cpu.destroy();
+        polishIterations = POLISH_ITERATIONS;
+      }
+      const vBefore = matchLoss(o.loss, layer, target, start).loss;
+      let vAfter = matchLoss(o.loss, layer, target, x).loss;
       // Never worse than where it started (the f32 read-back could in principle lose the gain).
       if (!(vAfter <= vBefore)) {
         x.set(start);
         vAfter = vBefore;
       }
-      before.push(finiteOrNull(vBefore));
-      after.push(finiteOrNull(vAfter));
+      before.push(finiteOrNull(vBefore + (o.loss === 'l2' ? outside : 0)));
+      after.push(finiteOrNull(vAfter + (o.loss === 'l2' ? outside : 0)));
       polished.push(x);
       if (vAfter < bestAfter) {
         bestAfter = vAfter;
@@ -596,7 +787,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     const exact: { x: Float64Array; y: Float64Array; i: number }[] = [];
     for (let i = 0; i < picks.length; i++) {
       const y = labelings[Math.floor(picks[i] / P)];
-      const l2 = matchL2(layerFor(y), target, polished[i]).loss;
+      const l2 = matchL2(layerFor(work, y), target, polished[i]).loss + outside;
       if (!(l2 <= EXACT_REL_LOSS * gNorm)) continue;
       const isNew = exact.every((e) => {
         if (!sameUpToOrder(e.y, y, B, K)) return true;
@@ -611,15 +802,18 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     bestP = picks[bestIdx];
     recon = polished[bestIdx];
     polishOut = {
-      restarts: picks, iterations: POLISH_ITERATIONS, lossBefore: before, lossAfter: after, chosen: bestIdx,
-      exactSolutions: exact.map((e) => rows(e.x, B, D)),
+      method: useLm ? 'lm' : 'lbfgs',
+      restarts: picks, iterations: polishIterations, lossBefore: before, lossAfter: after, chosen: bestIdx,
+      exactSolutions: exact.map((e) => rows(lift(e.x), B, sc.D)),
       ambiguous: exact.length > 1,
-      ...(truth ? { truthAmongExact: exact.some((e) => score(e.x, e.y).success) } : {}),
+      ...(truth ? { truthAmongExact: exact.some((e) => score(lift(e.x), e.y).success) } : {}),
     };
   }
+  const tPolish = performance.now() - tPolish0;
   const chosen = Math.floor(bestP / P);
   const yBest = labelings[chosen];
-  const loss = matchL2(layerFor(yBest), target, recon).loss;
+  const reconFull = lift(recon);
+  const loss = matchL2(layerFor(sc, yBest), sc.gradient, reconFull).loss;
 
   const outcome: RestartOutcome[] = Array.from(st.status, (s) => (s === 1 ? 'converged' : s === 2 ? 'non-finite' : 'stalled'));
   const counts = { converged: 0, stalled: 0, nonFinite: 0 };
@@ -634,46 +828,49 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   const perLabeling: { bestLoss: number | null; successFraction?: number }[] = labelings.map((_, gi) => {
     let bl = Infinity;
     for (let p = gi * P; p < (gi + 1) * P; p++) if (st.bestLoss[p] < bl) bl = st.bestLoss[p];
-    return { bestLoss: finiteOrNull(bl) };
+    return { bestLoss: finiteOrNull(bl + outside) };
   });
   let metrics: AttackResult['metrics'];
   if (truth) {
     let ok = 0;
     for (let gi = 0; gi < G; gi++) {
       let okG = 0;
-      for (let p = gi * P; p < (gi + 1) * P; p++) if (score(pts, labelings[gi], p * BD).success) okG++;
+      for (let p = gi * P; p < (gi + 1) * P; p++) if (scoreWork(pts, labelings[gi], p * BD).success) okG++;
       perLabeling[gi].successFraction = okG / P;
       ok += okG;
     }
     successFraction = ok / total;
-    const m = score(recon, yBest);
-    metrics = { relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent };
+    metrics = metricsOf(score(reconFull, yBest));
   }
 
   let trajectory: AttackResult['trajectory'];
   if (o.trajectory > 0) {
     const start = x0.subarray(bestP * BD, (bestP + 1) * BD);
-    const startLoss = matchLoss(o.loss, layerFor(yBest), target, start).loss;
+    const startLoss = matchLoss(o.loss, layerFor(work, yBest), target, start).loss + (o.loss === 'l2' ? outside : 0);
     trajectory = {
       every: o.trajectory,
       restart: bestP,
       iteration: [0, ...traj.iteration],
-      loss: [finiteOrNull(startLoss), ...traj.bestLoss.map((bl) => finiteOrNull(bl[bestP]))],
-      points: [rows(start, B, D), ...traj.points.map((pts) => rows(pts, B, D, bestP * BD))],
+      loss: [finiteOrNull(startLoss), ...traj.bestLoss.map((bl) => finiteOrNull(bl[bestP] + (o.loss === 'l2' ? outside : 0)))],
+      points: [rows(lift(start), B, sc.D), ...traj.points.map((tp) => rows(lift(tp.subarray(bestP * BD, (bestP + 1) * BD)), B, sc.D))],
     };
   }
 
   const result: AttackResult = {
     format: 'dlg-attack-result/1',
-    reconstruction: rows(recon, B, D),
+    reconstruction: rows(reconFull, B, sc.D),
     loss,
-    objective: { kind: o.loss, value: st.bestLoss[bestP] },
+    objective: { kind: o.loss, value: st.bestLoss[bestP] + (o.loss === 'l2' ? outside : 0) },
     labels: rows(yBest, B, K),
     labelInference: labelInferenceOut(chosen, perLabeling),
     method: 'optimize',
+    optimizer: o.optimizer,
+    regime: regimeOut(reconFull, yBest),
+    engine: { kernel, backend: device ? 'webgpu' : 'cpu', why: plan.why },
     iterations: done,
     stoppedBy,
     wallTimeMs: 0,
+    timing: { planMs: tPlan - t0, engineSetupMs: tSetup, runMs: tRun, polishMs: tPolish },
     adapter: device ? (adapterName ?? 'unknown adapter') : 'cpu (float64 reference engine)',
     backend: device ? 'webgpu' : 'cpu',
     restarts: {
@@ -684,8 +881,14 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       outcome,
       counts,
       iterations: Array.from(st.iterations),
+      ...(st.lambda ? { lambda: Array.from(st.lambda, finiteOrNull) } : {}),
       ...(successFraction !== undefined ? { successFraction } : {}),
       best: bestP,
+    },
+    bestRestart: {
+      index: bestP,
+      iterations: st.iterations[bestP],
+      ...(st.lambda ? { lambda: finiteOrNull(st.lambda[bestP]) } : {}),
     },
     ...(polishOut ? { polish: polishOut } : {}),
     ...(metrics ? { metrics } : {}),

@@ -240,3 +240,16 @@ export function flattestDirections(scenario: Scenario): { u: Float64Array; v: Fl
   }
   return { u: picks[0], v: picks[1] };
 }
+
+/**
+ * B·D − rank J at x: the dimension of the set of exact solutions through x (when x fits exactly),
+ * from the singular values of the (D·K+K)×(B·D) Jacobian.
+ */
+export function solutionDimension(layer: Layer, x: ArrayLike<number>): number {
+  const { B, D, K } = layer;
+  const rows = D * K + K;
+  const cols = B * D;
+  const sv = singularValues(jacobian(layer, x), rows, cols);
+  const rank = numericalRank(sv.values, rankThreshold(sv.values[0] ?? 0, rows, cols));
+  return cols - rank;
+}

@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import { ANALYTIC_B_EXPLANATION } from '../analytic.js';
-import { type AttackResult, DEFAULT_LR, attack, validateAttackOptions } from '../attack.js';
+import { ATTACK_DEFAULTS, type AttackResult, DEFAULT_LR, LM_DEFAULTS, attack, planAttack, validateAttackOptions } from '../attack.js';
 import { writeDigitsPng } from '../digits-png.js';
 import { checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
 import { imageSide } from '../matching.js';
@@ -14,9 +14,10 @@ import { DlgInputError, action, addBackendOptions, intArg, numArg, openDevice, p
 
 interface AttackFlags {
   out?: string;
-  restarts: number;
-  iterations: number;
-  optimizer: 'gd' | 'adam' | 'lbfgs';
+  restarts?: number;
+  iterations?: number;
+  optimizer: 'auto' | 'gd' | 'adam' | 'lbfgs' | 'lm';
+  reduce: 'auto' | 'on' | 'off';
   lr?: number;
   init: 'normal' | 'uniform';
   initScale: number;
@@ -26,7 +27,7 @@ interface AttackFlags {
   labels: 'known' | 'infer';
   method: 'optimize' | 'analytic';
   trajectory: number;
-  readbackEvery: number;
+  readbackEvery?: number;
   maxLabelings: number;
   polish: number;
   stopAfter: number;
@@ -49,14 +50,18 @@ function alignedToTruth(r: AttackResult): number[] {
 }
 
 function summary(r: AttackResult): string {
+  const g = r.regime;
   const lines = [
-    `attack (${r.method}, ${r.backend}: ${r.adapter}): ${r.iterations} iterations, ${(r.wallTimeMs / 1000).toFixed(2)} s, stopped by ${r.stoppedBy}`,
+    `regime: ${g.regime}${g.identifiable ? '' : ` (identifiable: false, exact solutions form a manifold of dimension ${g.solutionDim ?? `≥ ${g.manifoldDim}`})`}; ${g.unknowns} unknowns, rank ∇W ${g.rank}`,
+    `  ${g.summary}`,
+    `attack (${r.method}${r.optimizer ? ` ${r.optimizer}` : ''}, ${r.backend}: ${r.adapter}, kernel ${r.engine.kernel}): ${r.iterations} iterations, ${(r.wallTimeMs / 1000).toFixed(2)} s, stopped by ${r.stoppedBy}` +
+      (r.bestRestart ? `; best restart: ${r.bestRestart.iterations} iterations${r.bestRestart.lambda !== undefined ? `, λ ${fmt(r.bestRestart.lambda)}` : ''}` : ''),
     `restarts ${r.restarts.count}: converged ${r.restarts.counts.converged}, stalled ${r.restarts.counts.stalled}, non-finite ${r.restarts.counts.nonFinite}`,
     `best L_r ${fmt(r.loss)}; restart losses min ${fmt(r.restarts.quantiles.min)} median ${fmt(r.restarts.quantiles.median)} max ${fmt(r.restarts.quantiles.max)}`,
   ];
   if (r.polish) {
     const i = r.polish.chosen;
-    lines.push(`float64 polish of ${r.polish.restarts.length} restarts (the best of each basin): chosen loss ${fmt(r.polish.lossBefore[i])} → ${fmt(r.polish.lossAfter[i])}`);
+    lines.push(`float64 ${r.polish.method === 'lm' ? 'LM' : 'L-BFGS'} polish of ${r.polish.restarts.length} restarts (the best of each basin): chosen loss ${fmt(r.polish.lossBefore[i])} → ${fmt(r.polish.lossAfter[i])}`);
     if (r.polish.ambiguous) {
       const truth = r.polish.truthAmongExact === undefined ? '' : r.polish.truthAmongExact ? '; the truth is one of them' : '; the truth is not among them';
       lines.push(`ambiguous: ${r.polish.exactSolutions.length} distinct inputs fit the gradient exactly (polish.exactSolutions); the gradient does not single one out${truth}`);
@@ -79,9 +84,14 @@ export function registerAttack(program: Command): void {
     .description('Reconstruct the victim\'s inputs from its shared gradient: many DLG restarts side by side (or --method analytic at B=1).')
     .argument('<scenario>', 'dlg-scenario/1 file (with "inputs" for metrics)')
     .option('--out <file>', 'write the result JSON here (atomically)')
-    .option('--restarts <P>', 'restarts per candidate labelling', intArg(1, 1 << 20), 256)
-    .option('--iterations <N>', 'iteration budget', intArg(1, 100_000_000), 2000)
-    .addOption(new Option('--optimizer <name>', 'gd (momentum 0.9), adam, or lbfgs (history 5, backtracking line search)').choices(['gd', 'adam', 'lbfgs']).default('adam'))
+    .option('--restarts <P>', `restarts per candidate labelling (default ${LM_DEFAULTS.restarts} for lm, ${ATTACK_DEFAULTS.restarts} otherwise)`, intArg(1, 1 << 20))
+    .option('--iterations <N>', `iteration budget (default ${LM_DEFAULTS.iterations} for lm, ${ATTACK_DEFAULTS.iterations} otherwise)`, intArg(1, 100_000_000))
+    .addOption(
+      new Option('--optimizer <name>', 'auto (lm where the problem is reduced or direct, else adam), lm (Levenberg–Marquardt), gd (momentum 0.9), adam, or lbfgs (history 5, backtracking line search)')
+        .choices(['auto', 'lm', 'gd', 'adam', 'lbfgs'])
+        .default('auto'),
+    )
+    .addOption(new Option('--reduce <mode>', 'subspace reduction x = C·Vᵀ (B² unknowns) where B ≤ K: auto, on (error where it does not hold), off (the raw problem, as DLG)').choices(['auto', 'on', 'off']).default('auto'))
     .option('--lr <rate>', `learning rate (default adam ${DEFAULT_LR.adam}, lbfgs ${DEFAULT_LR.lbfgs}, gd ${DEFAULT_LR.gd} relative to ‖∇W‖²+‖∇b‖²)`, numArg(0, Infinity, true))
     .addOption(new Option('--init <dist>', 'initial x′: normal N(0,s²) or uniform U(−s,s)').choices(['normal', 'uniform']).default('normal'))
     .option('--init-scale <s>', 'scale s of the initial x′', numArg(0, Infinity, true), 1)
@@ -91,9 +101,9 @@ export function registerAttack(program: Command): void {
     .addOption(new Option('--labels <mode>', 'known (from the scenario) or infer (from the sign/size of ∇b)').choices(['known', 'infer']).default('known'))
     .addOption(new Option('--method <m>', 'optimize, or analytic (exact, B=1 only)').choices(['optimize', 'analytic']).default('optimize'))
     .option('--trajectory <k>', 'save the best restart\'s loss and x′ every k iterations (0 = off)', intArg(0, 100_000_000), 0)
-    .option('--readback-every <n>', 'read the status back every n iterations (progress, early stop)', intArg(1, 100_000_000), 100)
+    .option('--readback-every <n>', `read the status back every n iterations (progress, early stop; default ${LM_DEFAULTS.readbackEvery} for lm, ${ATTACK_DEFAULTS.readbackEvery} otherwise)`, intArg(1, 100_000_000))
     .option('--max-labelings <n>', 'with --labels infer: the most candidate labellings to attack', intArg(1, 4096), 16)
-    .option('--polish <n>', 'refine the best n restarts on the host with float64 L-BFGS (0 = off)', intArg(0, 4096), 4)
+    .option('--polish <n>', 'refine the best n restarts (one per basin) on the host with float64 Levenberg–Marquardt (0 = off)', intArg(0, 4096), 4)
     .option('--stop-after <n>', 'stop once n restarts have converged (0 = off: run every restart to the end)', intArg(0, 1 << 20), 0)
     .option('--png <file>', 'PNG of true vs reconstructed images (default for image scenarios: next to --out)')
     .option('--json', 'print the result JSON on stdout');
@@ -104,6 +114,7 @@ export function registerAttack(program: Command): void {
         restarts: f.restarts,
         iterations: f.iterations,
         optimizer: f.optimizer,
+        reduce: f.reduce,
         lr: f.lr,
         init: f.init,
         initScale: f.initScale,
@@ -129,7 +140,9 @@ export function registerAttack(program: Command): void {
       if (png === undefined && f.out && imageSide(scenario.D) !== undefined) png = f.out.replace(/(\.json)?$/i, '.png');
       if (png) checkWritable('--png', png);
 
-      const bar = progressBar('attack', opts.iterations);
+      // The plan checks what depends on the scenario (--reduce on, lm's caps) before any device work.
+      const plan = planAttack(scenario, opts);
+      const bar = progressBar('attack', plan.options.iterations);
       let result: AttackResult;
       if (opts.method === 'analytic' || f.backend === 'cpu') {
         try {
