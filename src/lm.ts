@@ -62,8 +62,8 @@ export function normalMatrix(layer: Layer, x: ArrayLike<number>, off = 0): Float
       }
     }
   }
-  // mirror the blocks m < n
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (Math.floor(j / D) < Math.floor(i / D)) A[i * n + j] = A[j * n + i];
+  // the lower triangle mirrors the upper one (exact symmetry, also inside the diagonal blocks)
+  for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) A[i * n + j] = A[j * n + i];
   return A;
 }
 
