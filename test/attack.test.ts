@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AttackResult, attack, validateAttackOptions } from '../src/attack.js';
+import { type AttackResult, attack, planAttack, validateAttackOptions } from '../src/attack.js';
 import { analyticRecover } from '../src/analytic.js';
 import { simulateScenario } from '../src/datasets.js';
 import { loadDataset } from '../src/data-node.js';
@@ -15,19 +15,30 @@ import { relError, useGpu } from './helpers.js';
 const gpu = useGpu();
 const gaussian = (B: number, D: number, K: number, seed: number, reduction: 'mean' | 'sum' = 'mean') =>
   simulateScenario({ dataset: 'gaussian', B, D, K, seed, reduction, biasScale: seed % 2 ? 0.5 : 0 });
-const withoutTime = (r: AttackResult) => JSON.stringify({ ...r, wallTimeMs: 0 });
+const withoutTime = (r: AttackResult) => JSON.stringify({ ...r, wallTimeMs: 0, timing: null });
 
 describe('validateAttackOptions', () => {
   it('defaults and names the bad field', () => {
     const o = validateAttackOptions({});
-    expect(o).toMatchObject({ restarts: 256, iterations: 2000, optimizer: 'adam', labels: 'known', method: 'optimize', trajectory: 0 });
+    expect(o).toMatchObject({ optimizer: 'auto', reduce: 'auto', labels: 'known', method: 'optimize', trajectory: 0 });
+    expect(o.restarts).toBeUndefined(); // resolved with the optimizer (planAttack)
+    const lm = planAttack(gaussian(8, 64, 10, 1), {});
+    expect(lm.options).toMatchObject({ optimizer: 'lm', requestedOptimizer: 'auto', restarts: 64, iterations: 100, readbackEvery: 10 });
+    expect(lm.why).toMatch(/^auto: lm .* 64 unknowns/);
+    const adam = planAttack(gaussian(16, 64, 10, 1), {});
+    expect(adam.options).toMatchObject({ optimizer: 'adam', restarts: 256, iterations: 2000, readbackEvery: 100, lr: 0.05 });
+    expect(adam.why).toMatch(/no attack can single out x/);
+    expect(planAttack(gaussian(8, 64, 10, 1), { optimizer: 'gd', restarts: 8 }).options).toMatchObject({ optimizer: 'gd', restarts: 8, iterations: 2000 });
+    expect(planAttack(gaussian(2, 4, 3, 1), { loss: 'cosine' }).options.optimizer).toBe('adam');
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ restarts: 0 }, /^restarts:/],
       [{ restarts: -3 }, /^restarts:/],
       [{ restarts: 2.5 }, /^restarts:/],
       [{ iterations: 0 }, /^iterations:/],
       [{ iterations: -1 }, /^iterations:/],
-      [{ optimizer: 'sgd' }, /^optimizer: expected one of 'gd', 'adam', 'lbfgs'/],
+      [{ optimizer: 'sgd' }, /^optimizer: expected one of 'auto', 'gd', 'adam', 'lbfgs', 'lm'/],
+      [{ reduce: 'yes' }, /^reduce: expected one of 'auto', 'on', 'off'/],
+      [{ optimizer: 'lm', loss: 'cosine' }, /^loss: expected 'l2' with optimizer 'lm'/],
       [{ tol: 0 }, /^tol:/],
       [{ tol: -1e-9 }, /^tol:/],
       [{ lr: 0 }, /^lr:/],
@@ -86,7 +97,7 @@ describe('attack on the GPU', () => {
     for (const [B, seed] of [[1, 11], [2, 12]]) {
       const sc = gaussian(B, 1, 1, seed);
       const progress: number[] = [];
-      const r = await attack(gpu(), sc, { restarts: 256, iterations: 2000, seed, onProgress: (p) => progress.push(p.iteration) }, 'test adapter');
+      const r = await attack(gpu(), sc, { optimizer: 'adam', restarts: 256, iterations: 2000, seed, onProgress: (p) => progress.push(p.iteration) }, 'test adapter');
       expect(r.backend).toBe('webgpu');
       expect(r.adapter).toBe('test adapter');
       expect(r.metrics!.success, `B=${B}: rel ${r.metrics!.relativeError}`).toBe(true);
@@ -110,7 +121,7 @@ describe('attack on the GPU', () => {
 
   it('gives identical result bytes for the same seed, and different ones for another seed', async () => {
     const sc = gaussian(2, 1, 1, 21);
-    const opts = { restarts: 64, iterations: 400, seed: 5, trajectory: 100 };
+    const opts = { optimizer: 'adam' as const, restarts: 64, iterations: 400, seed: 5, trajectory: 100 };
     const a = await attack(gpu(), sc, opts, 'x');
     const b = await attack(gpu(), sc, opts, 'x');
     expect(withoutTime(a)).toBe(withoutTime(b));
@@ -126,8 +137,8 @@ describe('attack on the GPU', () => {
 
   it('polishes the best restarts in float64 without ever making them worse', async () => {
     const sc = gaussian(2, 1, 1, 6);
-    const raw = await attack(gpu(), sc, { restarts: 128, iterations: 1000, seed: 6, polish: 0 });
-    const pol = await attack(gpu(), sc, { restarts: 128, iterations: 1000, seed: 6, polish: 3 });
+    const raw = await attack(gpu(), sc, { optimizer: 'adam', restarts: 128, iterations: 1000, seed: 6, polish: 0 });
+    const pol = await attack(gpu(), sc, { optimizer: 'adam', restarts: 128, iterations: 1000, seed: 6, polish: 3 });
     expect(raw.polish).toBeUndefined();
     const p = pol.polish!;
     expect(p.restarts).toHaveLength(3);
@@ -178,7 +189,7 @@ describe('attack on the GPU', () => {
   it('stops at the next readback when aborted, and still returns the best point so far', async () => {
     const sc = gaussian(2, 1, 1, 7);
     const ctl = new AbortController();
-    const r = await attack(gpu(), sc, { restarts: 16, iterations: 5000, tol: 1e-30, polish: 0, signal: ctl.signal, onProgress: () => ctl.abort() });
+    const r = await attack(gpu(), sc, { optimizer: 'adam', restarts: 16, iterations: 5000, tol: 1e-30, polish: 0, signal: ctl.signal, onProgress: () => ctl.abort() });
     expect(r.stoppedBy).toBe('aborted');
     expect(r.iterations).toBe(100);
     expect(r.reconstruction.flat().every(Number.isFinite)).toBe(true);
@@ -186,7 +197,7 @@ describe('attack on the GPU', () => {
 
   it('stopAfter ends the attack at the readback where that many restarts have converged', async () => {
     const sc = gaussian(4, 16, 4, 5);
-    const opts = { restarts: 256, iterations: 2000, seed: 3, readbackEvery: 50 };
+    const opts = { optimizer: 'adam' as const, restarts: 256, iterations: 2000, seed: 3, readbackEvery: 50 };
     const full = await attack(gpu(), sc, opts);
     const early = await attack(gpu(), sc, { ...opts, stopAfter: 1 });
     expect(early.stoppedBy).toBe('stop-after');
@@ -215,7 +226,7 @@ describe('attack on the GPU', () => {
 
   it('infers labels: exact at B = 1; at B > 1 attacks every candidate labelling', async () => {
     const sc1 = gaussian(1, 2, 3, 41);
-    const r1 = await attack(gpu(), sc1, { restarts: 64, iterations: 1000, labels: 'infer', seed: 2 });
+    const r1 = await attack(gpu(), sc1, { optimizer: 'adam', restarts: 64, iterations: 1000, labels: 'infer', seed: 2 });
     expect(r1.labels.flat()).toEqual(Array.from(sc1.y));
     expect(r1.labelInference!.exact).toBe(true);
     expect(r1.metrics!.success).toBe(true);
@@ -252,6 +263,9 @@ describe('dlg attack (CLI)', () => {
       [[scenarioFile, '--iterations', '0'], /--iterations/],
       [[scenarioFile, '--iterations', '-10'], /--iterations/],
       [[scenarioFile, '--optimizer', 'sgd'], /--optimizer/],
+      [[scenarioFile, '--reduce', 'maybe'], /--reduce/],
+      [[scenarioFile, '--reduce', 'on'], /reduce: expected .*found 'on' with B = 2 > K = 1/],
+      [[scenarioFile, '--optimizer', 'lm', '--loss', 'cosine'], /loss: expected 'l2' with optimizer 'lm'/],
       [[scenarioFile, '--tol', '0'], /--tol/],
       [[scenarioFile, '--tol', '-1'], /--tol/],
       [[join(dir, 'missing.json')], /no such file/],
@@ -274,7 +288,7 @@ describe('dlg attack (CLI)', () => {
       expect(r.status, r.stderr).toBe(0);
     }
     const [a, b] = outs.map((f) => JSON.parse(readFileSync(f, 'utf8')) as AttackResult);
-    expect(JSON.stringify({ ...a, wallTimeMs: 0 })).toBe(JSON.stringify({ ...b, wallTimeMs: 0 }));
+    expect(withoutTime(a)).toBe(withoutTime(b));
     for (const k of ['reconstruction', 'loss', 'labels', 'metrics', 'restarts', 'iterations', 'wallTimeMs', 'adapter']) expect(a).toHaveProperty(k);
     for (const k of ['relativeError', 'mse', 'success']) expect(a.metrics).toHaveProperty(k);
     expect(a.restarts).toHaveProperty('successFraction');
@@ -282,7 +296,19 @@ describe('dlg attack (CLI)', () => {
     // --json prints the same result on stdout.
     const j = run([scenarioFile, '--backend', 'cpu', '--restarts', '8', '--iterations', '300', '--seed', '4', '--json']);
     expect(j.status).toBe(0);
-    expect(JSON.stringify({ ...JSON.parse(j.stdout), wallTimeMs: 0 })).toBe(JSON.stringify({ ...a, wallTimeMs: 0 }));
+    expect(withoutTime(JSON.parse(j.stdout) as AttackResult)).toBe(withoutTime(a));
+    // The result says what ran and why: the regime, the optimizer 'auto' chose, the kernel.
+    expect(a.optimizer).toBe('lm');
+    expect(a.options).toMatchObject({ requestedOptimizer: 'auto', optimizer: 'lm', reduce: 'auto' });
+    expect(a.regime).toMatchObject({ regime: 'direct', unknowns: 2, identifiable: true, rank: 1 });
+    expect(a.engine).toMatchObject({ kernel: 'cpu', backend: 'cpu' });
+    expect(a.engine.why).toMatch(/^auto: lm/);
+    expect(a.bestRestart!.lambda).toBeGreaterThan(0);
+    expect(a.polish!.method).toBe('lm');
+    const human = run([scenarioFile, '--backend', 'cpu', '--restarts', '8', '--seed', '4']);
+    expect(human.stdout).toMatch(/^regime: direct; 2 unknowns, rank ∇W 1/);
+    expect(human.stdout).toMatch(/attack \(optimize lm, cpu: .*kernel cpu\)/);
+    expect(human.stdout).toMatch(/float64 LM polish/);
   });
 
   it('writes a PNG next to the result for digits', () => {
