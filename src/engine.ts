@@ -46,8 +46,10 @@ import {
 import { DlgInputError } from './errors.js';
 import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, isCpuDevice, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
 import { streamColumns } from './objective.js';
+import { type LmTuning, createLmEngine } from './engine-lm.js';
 
 export * from './engine-cpu.js';
+export { LM_CAPS, LM_PRIVATE_N, type LmTuning, type LmVariant, checkLmCaps, createLmEngine, fitsLm } from './engine-lm.js';
 
 /** Caps of the in-register kernel (const array sizes in attack_invocation.wgsl). */
 export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
@@ -71,7 +73,7 @@ const PAIR_QUADS = 1;
 const PAIR_ITERS_PER_DISPATCH = 512;
 
 /** Benchmark knobs (defaults are the tuned values): pairKernel false forces the generic invocation kernel. */
-export interface EngineTuning {
+export interface EngineTuning extends LmTuning {
   pairKernel?: boolean;
   pairWorkgroupSize?: number;
   pairItersPerDispatch?: number;
@@ -233,6 +235,7 @@ function checkTuning(device: GPUDevice, t: EngineTuning): void {
 
 export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuningIn: EngineTuning = {}): EngineHandle {
   const o = resolveEngineOptions(opts);
+  if (o.optimizer === 'lm') return createLmEngine(device, o, tuningIn);
   const tuning: EngineTuning = { ...tuningIn, streamKernel: tuningIn.streamKernel ?? isCpuDevice(device) };
   const { B, D, K, total } = o;
   const BD = B * D;
