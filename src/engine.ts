@@ -23,7 +23,9 @@
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
  *    go through shared memory in a fixed order (identical bytes run to run).
- * Both follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
+ * Optimizer 'lm' (l2 loss) runs on its own kernel family instead: src/engine-lm.ts and
+ * shaders/attack_lm.wgsl (one invocation per restart, 'lm-private' or 'lm-scratch', within LM_CAPS).
+ * All follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
  * non-finite? → step), in f32. Cold pipeline compiles are slow on lavapipe (seconds for the
  * unrolled kernels, about a minute for workgroup L-BFGS under load); Mesa caches them on disk.
  */

