@@ -50,7 +50,7 @@ fn liveBK(i: u32) -> bool { return i / CK < nB && i % CK < nK; }
 // Position of capacity index i (n·CD + d) in the packed n·D + d layout.
 fn packedBD(i: u32) -> u32 { return (i / CD) * nD + i % CD; }
 
-// Loss at x; gradient into gr. Closed form of math.md (l2) or model.ts matchCosine.
+// Loss at x; gradient into gr. Closed form of docs/math.md (l2) or model.ts matchCosine.
 fn evaluate() -> f32 {
   for (var n = 0u; n < CB; n++) {
     for (var k = 0u; k < CK; k++) {

@@ -60,7 +60,7 @@ fn sum1(v: f32) -> f32 {
   return workgroupUniformLoad(&outS[0]);
 }
 
-// Loss at x (uniform); gradient rows into gl. Closed form of math.md (l2) or model.ts matchCosine.
+// Loss at x (uniform); gradient rows into gl. Closed form of docs/math.md (l2) or model.ts matchCosine.
 fn evaluate(g0: u32) -> f32 {
   let B = prm.B; let K = prm.K; let BK = prm.BK;
   for (var j = 0u; j < BK; j++) { part[j] = 0.0; }
