@@ -7,7 +7,7 @@
  */
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
 import { LM_CAPS, OPTIMIZERS, createAttackEngine, fitsLm, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
-import { DlgInputError, DlgRuntimeError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
+import { DlgInputError, DlgRuntimeError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
 import { type LabelInference, inferLabels } from './labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
@@ -502,20 +502,13 @@ function checkScenario(s: unknown): Scenario {
   const sc = s as Scenario;
   const { B, D, K } = sc;
   for (const [f, v] of [['B', B], ['D', D], ['K', K]] as const) requirePositiveInt(`scenario.${f}`, v);
-  const len = (f: string, a: unknown, n: number) => {
-    if (a === null || typeof a !== 'object' || (a as ArrayLike<number>).length !== n) {
-      throw new DlgInputError(f, `${n} numbers`, a && typeof a === 'object' ? `length ${(a as ArrayLike<number>).length}` : describe(a));
-    }
-    const arr = a as ArrayLike<number>;
-    for (let i = 0; i < n; i++) if (typeof arr[i] !== 'number' || !Number.isFinite(arr[i])) throw new DlgInputError(`${f}[${i}]`, 'a finite number', describe(arr[i]));
-  };
-  len('scenario.W', sc.W, D * K);
-  len('scenario.b', sc.b, K);
-  len('scenario.y', sc.y, B * K);
+  requireFiniteArray('scenario.W', sc.W, D * K);
+  requireFiniteArray('scenario.b', sc.b, K);
+  requireFiniteArray('scenario.y', sc.y, B * K);
   if (!sc.gradient || typeof sc.gradient !== 'object') throw new DlgInputError('scenario.gradient', 'the shared gradient {W, b}', describe(sc.gradient));
-  len('scenario.gradient.W', sc.gradient.W, D * K);
-  len('scenario.gradient.b', sc.gradient.b, K);
-  if (sc.inputs !== undefined) len('scenario.inputs', sc.inputs, B * D);
+  requireFiniteArray('scenario.gradient.W', sc.gradient.W, D * K);
+  requireFiniteArray('scenario.gradient.b', sc.gradient.b, K);
+  if (sc.inputs !== undefined) requireFiniteArray('scenario.inputs', sc.inputs, B * D);
   requireOneOf('scenario.reduction', sc.reduction, ['mean', 'sum'] as const);
   return sc;
 }

@@ -1,5 +1,5 @@
 /**
- * Diagnostics at the truth (see docs in math.md, "Diagnostics at the truth"):
+ * Diagnostics at the truth (see docs/math.md, "Diagnostics at the truth"):
  * - identifiability: the Jacobian J = ∂(vec ∇W, ∇b)/∂x, (D·K+K)×(B·D), its singular values and
  *   numerical rank; the solution set near x has dimension B·D − rank;
  * - flatness: at the truth the residual is 0, so ∇²L_r = 2JᵀJ exactly; its smallest non-zero

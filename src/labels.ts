@@ -1,5 +1,5 @@
 /**
- * Label inference from the shared bias gradient (sigmoid BCE, hard labels; math.md):
+ * Label inference from the shared bias gradient (sigmoid BCE, hard labels; docs/math.md):
  * e_nk ∈ (−1/N, 0) when y_nk = 1 and ∈ (0, 1/N) when y_nk = 0, so with v = N·g_k the number of
  * ones in column k satisfies c₁ ∈ (−v, B − v) ∩ ℤ. At B = 1 this is exact (y_k = 1 ⇔ g_k < 0).
  * For B > 1 the counts may be ambiguous, and the row order never matters to the attack, so the

@@ -3,6 +3,8 @@
  * (Householder tridiagonalisation + implicit QL, after EISPACK tred2/tql2 as in JAMA),
  * singular values through the eigenvalues of the smaller Gram matrix, and numerical rank.
  * Matrices are flat row-major Float64Arrays. Browser-safe.
+ * Kept over ml-matrix (a dependency): at the study's sizes the values-only eigen solver is 5–10×
+ * faster than ml-matrix's EVD and the SVD about 2× (bench/linalg.ts, bench/RESULTS.md).
  */
 import { DlgInputError } from './errors.js';
 

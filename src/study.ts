@@ -4,7 +4,7 @@
  * W, b — the engine's `groups` — and differ in inputs and labels), then scores every restart
  * against the truth and diagnoses every scenario at the truth (rank, κ).
  *
- * Measurement rules (also in README-study):
+ * Measurement rules (also in docs/study.md):
  * - Each scenario s stops a restart once L_r ≤ tol_s = (½·10⁻³·‖x_s‖·σ_min,s)², σ_min,s the smallest
  *   non-zero singular value of J at the truth. Near an isolated solution L_r ≥ σ_min²‖δ‖², so a
  *   stopped restart is within relative error ½·10⁻³ (to first order): the stopping iteration is
