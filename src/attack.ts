@@ -173,6 +173,11 @@ export function validateAttackOptions(o: unknown): ResolvedAttackOptions {
   if (typeof stopAfter !== 'number' || !Number.isInteger(stopAfter) || stopAfter < 0 || stopAfter > MAX_RESTARTS) {
     throw new DlgInputError('stopAfter', `an integer in [0, ${MAX_RESTARTS}] (0 = off)`, describe(stopAfter));
   }
+  const maxRestarts = labels === 'infer' ? restarts * maxLabelings : restarts;
+  if (stopAfter > maxRestarts) {
+    const of = labels === 'infer' ? `restarts × maxLabelings = ${maxRestarts}` : `restarts = ${restarts}`;
+    throw new DlgInputError('stopAfter', `an integer in [0, ${maxRestarts}] (at most the restarts run: ${of})`, describe(stopAfter));
+  }
   const onProgress = r.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new DlgInputError('onProgress', 'a function', describe(onProgress));
   const signal = r.signal;
@@ -278,8 +283,12 @@ export interface AttackResult {
     /** Its best point (B×D) at each snapshot. */
     points: number[][][];
   };
-  options: Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number };
+  /** The options that applied (--method analytic records only method, labels, loss and tolerances). */
+  options: (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number }) | AnalyticOptionsOut;
 }
+
+/** What applies to --method analytic: no restarts, iterations or optimizer run. */
+export type AnalyticOptionsOut = Pick<ResolvedAttackOptions, 'method' | 'labels' | 'loss' | 'tol'> & { maxLabelings?: number; tolAbs: number };
 
 function rows(data: ArrayLike<number>, r: number, c: number, off = 0): number[][] {
   const out: number[][] = [];
@@ -460,7 +469,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       },
       ...(m ? { metrics: { relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent } } : {}),
       history: { iteration: [], bestLoss: [] },
-      options: optionsOut,
+      options: { method: o.method, labels: o.labels, ...(o.labels === 'infer' ? { maxLabelings: o.maxLabelings } : {}), loss: o.loss, tol: o.tol, tolAbs },
     };
     if (!result.labelInference) delete result.labelInference;
     result.wallTimeMs = performance.now() - t0;

@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { ANALYTIC_B_EXPLANATION } from '../analytic.js';
 import { type AttackResult, DEFAULT_LR, attack, validateAttackOptions } from '../attack.js';
 import { writeDigitsPng } from '../digits-png.js';
-import { checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
+import { checkDistinctPaths, checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
 import { imageSide } from '../matching.js';
 import { DlgInputError, action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
 
@@ -128,6 +128,7 @@ export function registerAttack(program: Command): void {
       }
       if (png === undefined && f.out && imageSide(scenario.D) !== undefined) png = f.out.replace(/(\.json)?$/i, '.png');
       if (png) checkWritable('--png', png);
+      checkDistinctPaths([{ field: 'scenario', path: scenarioPath, role: 'input' }, { field: '--out', path: f.out, role: 'output' }, { field: '--png', path: png, role: 'output' }]);
 
       const bar = progressBar('attack', opts.iterations);
       let result: AttackResult;
