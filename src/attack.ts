@@ -8,7 +8,7 @@
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
 import { createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
-import { type LabelInference, inferLabels } from './labels.js';
+import { type LabelInference, inferLabels, isOneHot } from './labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
 import { Rng } from './rng.js';
@@ -405,7 +405,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let inference: LabelInference | undefined;
   let labelings: Float64Array[];
   if (o.labels === 'infer') {
-    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings);
+    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K) }); // the scenario's labels say whether rows are one-hot
     if (inference.tooMany) {
       throw new DlgInputError(
         'labels',
