@@ -241,21 +241,25 @@ export function checkOutputPath(field: string, path: string): void {
     throw new DlgInputError(field, 'a path in an existing, writable folder', `${path} (folder ${dir}: ${code === 'ENOENT' ? 'no such folder' : code})`);
   }
   if (!st.isDirectory()) throw new DlgInputError(field, 'a path in an existing, writable folder', `${path} (${dir} is ${kindOf(st)})`);
-  // The probe: a temp file in the same folder, renamed once, then removed.
+  const code = probeFolder(path);
+  if (code) throw new DlgInputError(field, 'a path in a writable folder (the output goes to a temp file there, then is renamed)', `${path} (${code} in ${dir})`);
+  removeStaleTemps(path);
+}
+
+/** Does what a write of `path` will do: a temp file in its folder, renamed once, then removed. Returns the error code, if any. */
+function probeFolder(path: string): string | undefined {
   const probe = createTempPath(path);
   const moved = `${probe}.probe`;
   try {
     closeSync(openSync(probe, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
     renameSync(probe, moved);
-    rmSync(moved, { force: true });
+    return undefined;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new DlgInputError(field, 'a path in a writable folder (the output goes to a temp file there, then is renamed)', `${path} (${code} in ${dir})`);
+    return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
   } finally {
     discardTemp(probe);
     rmSync(moved, { force: true });
   }
-  removeStaleTemps(path);
 }
 
 /**
@@ -268,7 +272,8 @@ export function checkOutputDir(field: string, dir: string): void {
   const expected = 'a folder, or a new path whose nearest existing parent is a writable folder';
   if (st) {
     if (!st.isDirectory()) throw new DlgInputError(field, expected, `${dir} (${st.isSymbolicLink() ? notRegular(dir) : kindOf(st)})`);
-    checkOutputPath(field, join(dir, '.dlg-write-probe'));
+    const code = probeFolder(join(dir, 'probe'));
+    if (code) throw new DlgInputError(field, 'a writable folder (outputs go to a temp file there, then are renamed)', `${dir} (${code})`);
     return;
   }
   // The nearest existing ancestor must be a folder we can create entries in.
@@ -282,7 +287,8 @@ export function checkOutputDir(field: string, dir: string): void {
     }
     if (pst) {
       if (!pst.isDirectory()) throw new DlgInputError(field, expected, `${dir} (${parent} is ${kindOf(pst)})`);
-      checkOutputPath(field, join(parent, '.dlg-write-probe'));
+      const code = probeFolder(join(parent, 'probe'));
+      if (code) throw new DlgInputError(field, expected, `${dir} (cannot create it in ${parent}: ${code})`);
       return;
     }
     const up = dirname(parent);
