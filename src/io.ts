@@ -243,13 +243,13 @@ export function checkOutputPath(field: string, path: string): void {
   if (!st.isDirectory()) throw new DlgInputError(field, 'a path in an existing, writable folder', `${path} (${dir} is ${kindOf(st)})`);
   const code = probeFolder(path);
   if (code) throw new DlgInputError(field, 'a path in a writable folder (the output goes to a temp file there, then is renamed)', `${path} (${code} in ${dir})`);
-  removeStaleTemps(path);
 }
 
 /** Does what a write of `path` will do: a temp file in its folder, renamed once, then removed. Returns the error code, if any. */
 function probeFolder(path: string): string | undefined {
+  // Both names are temp names of `path`: if a SIGKILL strikes in between, removeStaleTemps clears them later.
   const probe = createTempPath(path);
-  const moved = `${probe}.probe`;
+  const moved = createTempPath(path);
   try {
     closeSync(openSync(probe, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
     renameSync(probe, moved);
@@ -258,7 +258,8 @@ function probeFolder(path: string): string | undefined {
     return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
   } finally {
     discardTemp(probe);
-    rmSync(moved, { force: true });
+    discardTemp(moved);
+    removeStaleTemps(path);
   }
 }
 
@@ -272,7 +273,7 @@ export function checkOutputDir(field: string, dir: string): void {
   const expected = 'a folder, or a new path whose nearest existing parent is a writable folder';
   if (st) {
     if (!st.isDirectory()) throw new DlgInputError(field, expected, `${dir} (${st.isSymbolicLink() ? notRegular(dir) : kindOf(st)})`);
-    const code = probeFolder(join(dir, 'probe'));
+    const code = probeFolder(join(dir, '.dlg-probe'));
     if (code) throw new DlgInputError(field, 'a writable folder (outputs go to a temp file there, then are renamed)', `${dir} (${code})`);
     return;
   }
@@ -287,7 +288,7 @@ export function checkOutputDir(field: string, dir: string): void {
     }
     if (pst) {
       if (!pst.isDirectory()) throw new DlgInputError(field, expected, `${dir} (${parent} is ${kindOf(pst)})`);
-      const code = probeFolder(join(parent, 'probe'));
+      const code = probeFolder(join(parent, '.dlg-probe'));
       if (code) throw new DlgInputError(field, expected, `${dir} (cannot create it in ${parent}: ${code})`);
       return;
     }
