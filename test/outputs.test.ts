@@ -210,7 +210,7 @@ describe('6. study never wipes earlier results', () => {
 
 describe('7. smaller points', () => {
   it('--res 2.5 names the real range', async () => {
-    await refused(['surface', scen, '--res', '2.5'], /expected an integer in \[2, 16384\], found "2\.5"/);
+    await refused(['surface', scen, '--res', '2.5'], /expected an integer in \[2, 16384\] \(grid points per axis\), found "2\.5"/);
   });
 
   it('--path direct --kernel b2 is refused', async () => {

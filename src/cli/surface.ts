@@ -67,6 +67,14 @@ function rangeArg(v: string): [number, number] {
   return [nums[0], nums[1]];
 }
 
+/** --res: integers pass to checkResolution (which says what a too large field would need); anything else names the real range. */
+function resArg(v: string): number {
+  if (!/^[-+]?\d+$/.test(v.trim()) || !Number.isSafeInteger(Number(v))) {
+    throw new InvalidArgumentError(`expected an integer in [2, ${MAX_RESOLUTION}] (grid points per axis), found ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}
+
 function coordsArg(v: string): [[number, number], [number, number]] {
   const m = /^\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*$/.exec(v);
   if (!m) throw new InvalidArgumentError(`expected "n1,d1:n2,d2" (sample,feature pairs), found ${JSON.stringify(v)}`);
@@ -310,7 +318,7 @@ export function registerSurface(program: Command): void {
     .command('surface')
     .description('Render L_r over a plane x′ = c + α·u + β·v through input space (PNG, optional .npy) with a basin census.')
     .argument('<scenario>', 'dlg-scenario/1 file')
-    .addOption(new Option('--res <n>', `grid points per axis (α and β), 2..${MAX_RESOLUTION}`).argParser(intArg(2, MAX_RESOLUTION)).default(1024))
+    .addOption(new Option('--res <n>', `grid points per axis (α and β), 2..${MAX_RESOLUTION}`).argParser(resArg).default(1024))
     .addOption(new Option('--plane <kind>', 'plane construction').choices(['coords', 'points', 'random', 'file', 'flattest']).default('coords'))
     .option('--coords <n1,d1:n2,d2>', 'coords plane: vary x[n1,d1] along α and x[n2,d2] along β (absolute values); default 0,0:1,0', coordsArg)
     .option('--points <p0,p1,p2>', 'points plane through three batches: truth, zero, swapIJ (e.g. swap01), @file.json[:key.path]; default truth,swap01,zero', listArg)
