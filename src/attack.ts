@@ -8,14 +8,14 @@
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
 import { LM_CAPS, OPTIMIZERS, createAttackEngine, fitsLm, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
-import { type LabelInference, inferLabels } from './labels.js';
+import { type LabelInference, inferLabels, isOneHot } from './labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
 import { Rng } from './rng.js';
 import type { Scenario } from './scenario.js';
 import { lmRefine } from './lm.js';
 import { isCpuDevice } from './gpu.js';
-import { type ReduceMode, type Reduction, type RegimeInfo, analyseScenario } from './reduce.js';
+import { type ReduceMode, type SubspaceReduction, type RegimeInfo, analyseScenario } from './reduce.js';
 import { solutionDimension } from './diagnose.js';
 
 /**
@@ -251,7 +251,7 @@ export interface AttackPlan {
   options: ResolvedAttackOptions;
   regime: RegimeInfo;
   /** Present when the attack runs on the reduced scenario. */
-  reduction?: Reduction;
+  reduction?: SubspaceReduction;
   /** Why this optimizer (and problem) was chosen, in one sentence. */
   why: string;
   /** Whether the restarts run on the host float64 engine (no device, engine 'host', or lm on a CPU adapter). */
@@ -311,6 +311,12 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
     lr: v.lr ?? DEFAULT_LR[optimizer],
     init: v.init === 'auto' ? (lm ? 'gradient' : 'normal') : v.init,
   };
+  // stopAfter counts restarts: never more than run (known once the optimizer fixed the default P).
+  const maxRestarts = v.labels === 'infer' ? options_.restarts * v.maxLabelings : options_.restarts;
+  if (v.stopAfter > maxRestarts) {
+    const of = v.labels === 'infer' ? `restarts × maxLabelings = ${maxRestarts}` : `restarts = ${options_.restarts}`;
+    throw new DlgInputError('stopAfter', `an integer in [0, ${maxRestarts}] (at most the restarts run: ${of})`, describe(v.stopAfter));
+  }
   return { options: options_, regime: info, ...(reduction ? { reduction } : {}), why, host };
 }
 
@@ -433,11 +439,12 @@ export interface AttackResult {
     /** Its best point (B×D) at each snapshot. */
     points: number[][][];
   };
-  /** The options that applied (analytic recovery records only those that apply to it). */
-  options:
-    | (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number })
-    | { method: 'analytic'; labels: AttackLabels; loss: 'l2' | 'cosine'; tol: number; tolAbs: number; maxLabelings: number; reduce: ReduceMode };
+  /** The options that applied (--method analytic records only method, labels, loss and tolerances). */
+  options: (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number }) | AnalyticOptionsOut;
 }
+
+/** What applies to --method analytic: no restarts, iterations or optimizer run. */
+export type AnalyticOptionsOut = Pick<ResolvedAttackOptions, 'method' | 'labels' | 'loss' | 'tol'> & { maxLabelings?: number; tolAbs: number };
 
 function rows(data: ArrayLike<number>, r: number, c: number, off = 0): number[][] {
   const out: number[][] = [];
@@ -578,9 +585,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   const { onProgress, signal, ...plain } = o;
   void onProgress;
   void signal;
-  const optionsOut: AttackResult['options'] = o.method === 'analytic'
-    ? { method: 'analytic', labels: o.labels, loss: o.loss, tol: o.tol, tolAbs, maxLabelings: o.maxLabelings, reduce: o.reduce }
-    : { ...plain, lrEffective, tolAbs };
+  const optionsOut: AttackResult['options'] = { ...plain, lrEffective, tolAbs };
   const truth = sc.inputs;
   const psnr = truth && imageSide(sc.D) !== undefined ? psnrPeak(truth) : undefined;
   const regimeOut = (x?: Float64Array, y?: Float64Array): AttackResult['regime'] => {
@@ -596,7 +601,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let inference: LabelInference | undefined;
   let labelings: Float64Array[];
   if (o.labels === 'infer') {
-    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings);
+    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K) }); // the scenario's labels say whether rows are one-hot
     if (inference.tooMany) {
       throw new DlgInputError(
         'labels',
@@ -669,7 +674,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       },
       ...(m ? { metrics: metricsOf(m) } : {}),
       history: { iteration: [], bestLoss: [] },
-      options: optionsOut,
+      options: { method: o.method, labels: o.labels, ...(o.labels === 'infer' ? { maxLabelings: o.maxLabelings } : {}), loss: o.loss, tol: o.tol, tolAbs },
     };
     if (!result.labelInference) delete result.labelInference;
     result.wallTimeMs = performance.now() - t0;

@@ -21,7 +21,7 @@ export { Rng } from './rng.js';
 
 // Attack
 export { ATTACK_DEFAULTS, DEFAULT_LR, LM_DEFAULTS, type AttackInit, type AttackLabels, type AttackMethod, type AttackOptimizer, type AttackOptions, type AttackPlan, type AttackProgress, type AttackResult, type EngineChoice, type LossQuantiles, type ResolvedAttackOptions, type RestartOutcome, type ValidatedAttackOptions, attack, planAttack, validateAttackOptions } from './attack.js';
-export { type Reduction, type ReduceMode, type Regime, type RegimeInfo, analyseScenario, reduceScenario } from './reduce.js';
+export { type SubspaceReduction, type ReduceMode, type Regime, type RegimeInfo, analyseScenario, reduceScenario } from './reduce.js';
 export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './lm.js';
 export { type LmTuning, type LmVariant, createLmEngine, fitsLm } from './engine-lm.js';
 export { type EngineKernel, type EngineTuning, createAttackEngine } from './engine.js';

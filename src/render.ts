@@ -6,13 +6,13 @@
  * 16384² render holds one field and one band, not several full images.
  */
 import { once } from 'node:events';
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
 import { crc32, createDeflate } from 'node:zlib';
 import { Resvg } from '@resvg/resvg-js';
 import { colormapRgb, fieldRange, logFieldRange, scaleDomain } from './colorscale.js';
 import { DlgInputError } from './errors.js';
+import { commitTemp, createTempPath, discardTemp, removeStaleTemps } from './io.js';
 import type { Plane } from './plane.js';
 
 export type Colormap = 'viridis' | 'magma';
@@ -224,8 +224,14 @@ class PngStream {
     level: number,
   ) {
     this.deflate = createDeflate({ level, chunkSize: 1 << 20 });
-    this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-    this.fd = openSync(this.tmp, 'w');
+    removeStaleTemps(path);
+    this.tmp = createTempPath(path);
+    try {
+      this.fd = openSync(this.tmp, 'wx');
+    } catch (err) {
+      discardTemp(this.tmp);
+      throw err;
+    }
     writeSync(this.fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     const ihdr = Buffer.alloc(13);
     ihdr.writeUInt32BE(width, 0);
@@ -265,7 +271,7 @@ class PngStream {
     if (this.failed) throw this.failed;
     this.chunk('IEND', Buffer.alloc(0));
     closeSync(this.fd);
-    renameSync(this.tmp, this.path);
+    commitTemp(this.tmp, this.path, '--out');
   }
 
   abort(): void {
@@ -275,7 +281,7 @@ class PngStream {
     } catch {
       /* closed */
     }
-    rmSync(this.tmp, { force: true });
+    discardTemp(this.tmp);
   }
 }
 

@@ -30,7 +30,7 @@ import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from 
 import { diagnose } from './diagnose.js';
 import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from './engine.js';
 import { DlgInputError, describe } from './errors.js';
-import { checkWritable, ensureDir, writeFileAtomic } from './io.js';
+import { checkOutputDir, checkWritable, ensureDir, writeFileAtomic } from './io.js';
 import { reconstructionMetrics } from './matching.js';
 import { gradientNormSq } from './model.js';
 import { studyPlotSpecs, writePlot } from './plots.js';
@@ -298,6 +298,8 @@ export interface StudyRunOptions extends StudyHooks {
   out?: string;
   /** Skip configurations already in out/results.jsonl with the same settings. */
   resume?: boolean;
+  /** Replace earlier results in `out` (without it, or `resume`, a folder with results.jsonl is refused). */
+  overwrite?: boolean;
   /** Write the plots at the end (default true when `out` is given). */
   plots?: boolean;
   /** Name of the backend for the records (e.g. the adapter); default 'webgpu' or 'cpu'. */
@@ -599,7 +601,8 @@ export async function writeStudyOutputs(dir: string, results: ConfigResult[], op
  * Runs the study. `device` null ⇒ the float64 CPU engine. With `out`, every finished
  * configuration is appended to out/results.jsonl (the file is rewritten atomically, so it never
  * holds a partial line), results.csv is refreshed, and the plots are drawn at the end.
- * Without `resume`, an existing results.jsonl is replaced once the first configuration finishes.
+ * An existing results.jsonl is refused unless `resume` (continue it) or `overwrite` (replace it once the
+ * first configuration finishes).
  */
 export async function study(device: GPUDevice | null, config: unknown, run: StudyRunOptions = {}): Promise<StudyResult> {
   const c = validateStudyConfig(config);
@@ -608,15 +611,17 @@ export async function study(device: GPUDevice | null, config: unknown, run: Stud
   let previous: ConfigResult[] = [];
   let jsonl: string | undefined;
   if (run.out !== undefined) {
-    try {
-      ensureDir(run.out);
-    } catch (err) {
-      throw new DlgInputError('out', 'a folder that exists or can be created', `${run.out} (${(err as Error).message})`);
-    }
+    checkOutputDir('out', run.out);
     jsonl = join(run.out, 'results.jsonl');
-    checkWritable('out', jsonl);
-    checkWritable('out', join(run.out, 'results.csv'));
+    if (!run.resume && !run.overwrite && existsSync(jsonl)) {
+      const n = readFileSync(jsonl, 'utf8').split('\n').filter((l) => l.trim() !== '').length;
+      throw new DlgInputError('out', 'a folder without earlier results (--resume continues them, --overwrite replaces them)', `${run.out} (results.jsonl holds ${n} configuration(s))`);
+    }
     if (run.resume) previous = readStudyResults(jsonl);
+    ensureDir(run.out, 'out');
+    for (const f of ['results.jsonl', 'results.csv', ...(run.plots === false ? [] : STUDY_PLOT_NAMES.flatMap((p) => [`${p}.png`, `${p}.svg`]))]) {
+      checkWritable('out', join(run.out, f));
+    }
   }
   const byKey = new Map(previous.map((r) => [r.key, r]));
   const skipped: string[] = [];

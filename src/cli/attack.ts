@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { ANALYTIC_B_EXPLANATION } from '../analytic.js';
 import { ATTACK_DEFAULTS, type AttackResult, DEFAULT_LR, LM_DEFAULTS, attack, planAttack, validateAttackOptions } from '../attack.js';
 import { writeDigitsPng } from '../digits-png.js';
-import { checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
+import { checkDistinctPaths, checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
 import { imageSide } from '../matching.js';
 import { DlgInputError, action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
 
@@ -150,6 +150,7 @@ export function registerAttack(program: Command): void {
       }
       if (png === undefined && f.out && imageSide(scenario.D) !== undefined) png = f.out.replace(/(\.json)?$/i, '.png');
       if (png) checkWritable('--png', png);
+      checkDistinctPaths([{ field: 'scenario', path: scenarioPath, role: 'input' }, { field: '--out', path: f.out, role: 'output' }, { field: '--png', path: png, role: 'output' }]);
 
       // The plan checks what depends on the scenario (--reduce on, lm's caps) before any device work.
       const plan = planAttack(scenario, opts, null);

@@ -9,7 +9,7 @@ import { attack, type AttackResult } from '../attack.js';
 import { basinCensus, type Census } from '../census.js';
 import { simulateScenario } from '../datasets.js';
 import { type Diagnosis, diagnose } from '../diagnose.js';
-import { ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
+import { checkOutputPath, ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
 import { gradientNormSq } from '../model.js';
 import { coordinatePlane, projectOntoPlane } from '../plane.js';
 import { writeSurfacePng } from '../render.js';
@@ -112,6 +112,7 @@ function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files
 export async function runDemo(f: DemoFlags): Promise<void> {
   const t0 = performance.now();
   ensureDir(f.out);
+  for (const name of ['scenario_b1.json', 'scenario_b2.json', 'attack_b1.json', 'attack_b2.json', 'surface_b2.png', 'summary.md']) checkOutputPath('--out', join(f.out, name));
   const log = (m: string) => process.stderr.write(`demo: ${m}\n`);
   const dlg = await openDevice({ adapter: f.adapter });
   const files: string[] = [];
@@ -162,7 +163,7 @@ export async function runDemo(f: DemoFlags): Promise<void> {
     const st = await study(
       device,
       { batch: [1, 2], features: [1], outputs: [1], optimizer: ['adam', 'gd'], scenarios: 16, restarts: 256, iterations: 3000, seed: f.seed },
-      { out: studyDir, backend: dlg.adapterName },
+      { out: studyDir, backend: dlg.adapterName, overwrite: true }, // the demo owns its folder: a rerun replaces it
     );
     files.push(...st.files);
     log(`convergence study: ${st.results.length} configurations in ${(st.wallTimeMs / 1000).toFixed(1)} s`);
