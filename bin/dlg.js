@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { runQuiet, ttyStderr } from '../scripts/quiet-dawn.mjs';
 
 if (process.env.DLG_QUIET_CHILD === '1' || process.env.DLG_RAW_STDERR === '1') {
+  // Only this process is the filtered child: a dlg it (or a test under `npm test`) starts filters again.
+  delete process.env.DLG_QUIET_CHILD;
   ttyStderr();
   await import('../dist/node/cli.js');
 } else {
-  process.exitCode = await runQuiet([fileURLToPath(import.meta.url), ...process.argv.slice(2)]);
+  process.exitCode = await runQuiet([fileURLToPath(import.meta.url), ...process.argv.slice(2)], { ...process.env, DLG_QUIET_CHILD: '1' });
 }

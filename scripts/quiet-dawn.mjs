@@ -61,7 +61,7 @@ export function dawnNoticeFilter() {
  */
 export function runQuiet(args, env = process.env) {
   const err = process.stderr;
-  const childEnv = { ...env, DLG_QUIET_CHILD: '1' };
+  const childEnv = { ...env };
   if (err.isTTY) {
     childEnv.DLG_STDERR_TTY = '1';
     childEnv.DLG_STDERR_COLUMNS = String(err.columns ?? 80);

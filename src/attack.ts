@@ -89,8 +89,9 @@ export interface AttackOptions {
 }
 
 /** Options as validated, before the scenario fixes the optimizer and the defaults that depend on it. */
-export interface ValidatedAttackOptions extends Omit<ResolvedAttackOptions, 'restarts' | 'iterations' | 'optimizer' | 'lr' | 'readbackEvery'> {
+export interface ValidatedAttackOptions extends Omit<ResolvedAttackOptions, 'restarts' | 'iterations' | 'optimizer' | 'lr' | 'readbackEvery' | 'stopAfter'> {
   restarts?: number;
+  stopAfter?: number;
   iterations?: number;
   optimizer: AttackOptimizer;
   lr?: number;
@@ -142,8 +143,12 @@ export const ATTACK_DEFAULTS = {
   stopAfter: 0,
 };
 
-/** Defaults that differ for lm: it converges in tens of iterations, so fewer restarts and reads back more often. */
-export const LM_DEFAULTS = { restarts: 64, iterations: 50, readbackEvery: 10 };
+/**
+ * Defaults that differ for lm: it converges in tens of iterations, so fewer restarts, read back more
+ * often, and the attack stops once a quarter of the restarts (per labelling) has converged: the polish
+ * then takes the best of each basin to machine precision. `stopAfter: 0` runs every restart to the end.
+ */
+export const LM_DEFAULTS = { restarts: 32, iterations: 50, readbackEvery: 5, stopAfterFraction: 0.25 };
 /** The first-order method 'auto' picks where lm does not apply. */
 export const AUTO_FIRST_ORDER: Optimizer = 'adam';
 /** Largest problem (unknowns) the float64 LM polish takes on (a Cholesky of n×n per step); beyond, L-BFGS. */
@@ -229,8 +234,8 @@ export function validateAttackOptions(o: unknown): ValidatedAttackOptions {
   if (typeof polish !== 'number' || !Number.isInteger(polish) || polish < 0 || polish > 4096) {
     throw new DlgInputError('polish', 'an integer in [0, 4096] (0 = off)', describe(polish));
   }
-  const stopAfter = get('stopAfter', ATTACK_DEFAULTS.stopAfter);
-  if (typeof stopAfter !== 'number' || !Number.isInteger(stopAfter) || stopAfter < 0 || stopAfter > MAX_RESTARTS) {
+  const stopAfter = r.stopAfter;
+  if (stopAfter !== undefined && (typeof stopAfter !== 'number' || !Number.isInteger(stopAfter) || stopAfter < 0 || stopAfter > MAX_RESTARTS)) {
     throw new DlgInputError('stopAfter', `an integer in [0, ${MAX_RESTARTS}] (0 = off)`, describe(stopAfter));
   }
   const onProgress = r.onProgress;
@@ -240,7 +245,8 @@ export function validateAttackOptions(o: unknown): ValidatedAttackOptions {
     throw new DlgInputError('signal', 'an AbortSignal', describe(signal));
   }
   return {
-    restarts, iterations, optimizer, requestedOptimizer: optimizer, reduce, engine, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
+    restarts, iterations, optimizer, requestedOptimizer: optimizer, reduce, engine, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish,
+    stopAfter: stopAfter as number | undefined,
     onProgress: onProgress as ResolvedAttackOptions['onProgress'],
     signal: signal as AbortSignal | undefined,
   };
@@ -310,12 +316,14 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
     readbackEvery: v.readbackEvery ?? (lm ? LM_DEFAULTS.readbackEvery : ATTACK_DEFAULTS.readbackEvery),
     lr: v.lr ?? DEFAULT_LR[optimizer],
     init: v.init === 'auto' ? (lm ? 'gradient' : 'normal') : v.init,
+    stopAfter: 0,
   };
+  options_.stopAfter = v.stopAfter ?? (lm ? Math.ceil(LM_DEFAULTS.stopAfterFraction * options_.restarts) : ATTACK_DEFAULTS.stopAfter);
   // stopAfter counts restarts: never more than run (known once the optimizer fixed the default P).
   const maxRestarts = v.labels === 'infer' ? options_.restarts * v.maxLabelings : options_.restarts;
-  if (v.stopAfter > maxRestarts) {
+  if (options_.stopAfter > maxRestarts) {
     const of = v.labels === 'infer' ? `restarts × maxLabelings = ${maxRestarts}` : `restarts = ${options_.restarts}`;
-    throw new DlgInputError('stopAfter', `an integer in [0, ${maxRestarts}] (at most the restarts run: ${of})`, describe(v.stopAfter));
+    throw new DlgInputError('stopAfter', `an integer in [0, ${maxRestarts}] (at most the restarts run: ${of})`, describe(options_.stopAfter));
   }
   return { options: options_, regime: info, ...(reduction ? { reduction } : {}), why, host };
 }

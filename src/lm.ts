@@ -38,26 +38,40 @@ export function normalMatrix(layer: Layer, x: ArrayLike<number>, off = 0): Float
   const { e, s } = residuals(layer, x, off);
   const n = B * D;
   const A = new Float64Array(n * n);
+  // Per block (bn, bm): a = W(e_n∘s_m), c = W(e_m∘s_n) (D-vectors) and W·diag(s_n∘s_m)·Wᵀ (D×D), so
+  // A_block[d1,d2] = δ·(e_n·e_m) + x_m[d1]·a[d2] + x_n[d2]·c[d1] + (x_n·x_m + 1)·(W diag(q) Wᵀ)[d1,d2].
+  const a = new Float64Array(D);
+  const c = new Float64Array(D);
+  const q = new Float64Array(K);
   for (let bn = 0; bn < B; bn++) {
     for (let bm = bn; bm < B; bm++) {
       let ee = 0;
       let xx = 1;
-      for (let k = 0; k < K; k++) ee += e[bn * K + k] * e[bm * K + k];
+      for (let k = 0; k < K; k++) {
+        ee += e[bn * K + k] * e[bm * K + k];
+        q[k] = s[bn * K + k] * s[bm * K + k];
+      }
       for (let d = 0; d < D; d++) xx += x[off + bn * D + d] * x[off + bm * D + d];
+      for (let d = 0; d < D; d++) {
+        let av = 0;
+        let cv = 0;
+        for (let k = 0; k < K; k++) {
+          const w = W[d * K + k];
+          av += w * e[bn * K + k] * s[bm * K + k];
+          cv += w * e[bm * K + k] * s[bn * K + k];
+        }
+        a[d] = av;
+        c[d] = cv;
+      }
+      const xm = off + bm * D;
+      const xn = off + bn * D;
       for (let d1 = 0; d1 < D; d1++) {
         const r = (bn * D + d1) * n + bm * D;
-        for (let d2 = 0; d2 < D; d2++) {
-          let acc = d1 === d2 ? ee : 0;
-          const xm1 = x[off + bm * D + d1];
-          const xn2 = x[off + bn * D + d2];
-          for (let k = 0; k < K; k++) {
-            const sn = s[bn * K + k];
-            const sm = s[bm * K + k];
-            const w1 = W[d1 * K + k];
-            const w2 = W[d2 * K + k];
-            acc += e[bn * K + k] * sm * xm1 * w2 + e[bm * K + k] * sn * xn2 * w1 + xx * sn * sm * w1 * w2;
-          }
-          A[r + d2] = acc;
+        // inside a diagonal block only d2 ≥ d1 (the mirror below fills the rest)
+        for (let d2 = bn === bm ? d1 : 0; d2 < D; d2++) {
+          let wqw = 0;
+          for (let k = 0; k < K; k++) wqw += W[d1 * K + k] * q[k] * W[d2 * K + k];
+          A[r + d2] = (d1 === d2 ? ee : 0) + x[xm + d1] * a[d2] + x[xn + d2] * c[d1] + xx * wqw;
         }
       }
     }

@@ -23,10 +23,10 @@ describe('validateAttackOptions', () => {
     expect(o).toMatchObject({ optimizer: 'auto', reduce: 'auto', labels: 'known', method: 'optimize', trajectory: 0 });
     expect(o.restarts).toBeUndefined(); // resolved with the optimizer (planAttack)
     const lm = planAttack(gaussian(8, 64, 10, 1), {});
-    expect(lm.options).toMatchObject({ optimizer: 'lm', requestedOptimizer: 'auto', restarts: 64, iterations: 100, readbackEvery: 10 });
+    expect(lm.options).toMatchObject({ optimizer: 'lm', requestedOptimizer: 'auto', restarts: 32, iterations: 50, readbackEvery: 5, stopAfter: 8, init: 'gradient' });
     expect(lm.why).toMatch(/^auto: lm .* 64 unknowns/);
     const adam = planAttack(gaussian(16, 64, 10, 1), {});
-    expect(adam.options).toMatchObject({ optimizer: 'adam', restarts: 256, iterations: 2000, readbackEvery: 100, lr: 0.05 });
+    expect(adam.options).toMatchObject({ optimizer: 'adam', restarts: 256, iterations: 2000, readbackEvery: 100, lr: 0.05, stopAfter: 0, init: 'normal' });
     expect(adam.why).toMatch(/no attack can single out x/);
     expect(planAttack(gaussian(8, 64, 10, 1), { optimizer: 'gd', restarts: 8 }).options).toMatchObject({ optimizer: 'gd', restarts: 8, iterations: 2000 });
     expect(planAttack(gaussian(2, 4, 3, 1), { loss: 'cosine' }).options.optimizer).toBe('adam');

@@ -31,7 +31,7 @@ interface AttackFlags {
   readbackEvery?: number;
   maxLabelings: number;
   polish: number;
-  stopAfter: number;
+  stopAfter?: number;
   png?: string;
   backend: 'webgpu' | 'cpu';
   adapter?: string;
@@ -114,7 +114,7 @@ export function registerAttack(program: Command): void {
     .option('--readback-every <n>', `read the status back every n iterations (progress, early stop; default ${LM_DEFAULTS.readbackEvery} for lm, ${ATTACK_DEFAULTS.readbackEvery} otherwise)`, intArg(1, 100_000_000))
     .option('--max-labelings <n>', 'with --labels infer: the most candidate labellings to attack', intArg(1, 4096), 16)
     .option('--polish <n>', 'refine the best n restarts (one per basin) on the host with float64 Levenberg–Marquardt (0 = off)', intArg(0, 4096), 4)
-    .option('--stop-after <n>', 'stop once n restarts have converged (0 = off: run every restart to the end)', intArg(0, 1 << 20), 0)
+    .option('--stop-after <n>', `stop once n restarts have converged (default for lm: a quarter of the restarts; otherwise 0 = off: run every restart to the end)`, intArg(0, 1 << 20))
     .option('--png <file>', 'PNG of true vs reconstructed images (default for image scenarios: next to --out)')
     .option('--json', 'print the result JSON on stdout');
   addBackendOptions(cmd).action(
