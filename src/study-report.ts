@@ -8,7 +8,7 @@ import type { ConfigResult, NotRun, StudyConfig } from './study.js';
 export interface KappaTrend {
   optimizer: string;
   /** Configurations with at least one solved scenario and a finite κ, sorted by κ (median). */
-  points: { key: string; kappa: number; iters: number }[];
+  points: { key: string; kappa: number; iters: number; restartSuccess: number; iterationCap: number }[];
   /** Least-squares slope of log(iterations) on log(κ) over the solved scenarios (null: < 2 points or no κ spread). */
   slope: number | null;
   scenarios: number;
@@ -18,8 +18,9 @@ export interface KappaTrend {
   maxIters: number | null;
 }
 
-/** Medians spanning at most this factor count as flat. */
-export const FLAT_FACTOR = 4;
+/** Medians count as flat when they span at most this factor, or at most FLAT_SPREAD iterations. */
+export const FLAT_FACTOR = 3;
+export const FLAT_SPREAD = 10;
 
 const typicalIters = (r: ConfigResult): number | null => r.itersTypical?.median ?? r.itersToSuccess?.median ?? null;
 
@@ -27,7 +28,7 @@ export function kappaTrend(results: ConfigResult[], optimizer: string): KappaTre
   const rs = results.filter((r) => r.optimizer === optimizer);
   const points = rs
     .filter((r) => typicalIters(r) !== null && r.diagnosis.kappa && Number.isFinite(r.diagnosis.kappa.median))
-    .map((r) => ({ key: r.key, kappa: r.diagnosis.kappa!.median, iters: typicalIters(r)! }))
+    .map((r) => ({ key: r.key, kappa: r.diagnosis.kappa!.median, iters: typicalIters(r)!, restartSuccess: r.restartSuccessRate, iterationCap: r.settings.iterations }))
     .sort((a, b) => a.kappa - b.kappa || a.iters - b.iters);
   const xy = rs.flatMap((r) =>
     r.scenarios
@@ -50,7 +51,9 @@ export function kappaTrend(results: ConfigResult[], optimizer: string): KappaTre
   const minIters = its.length ? Math.min(...its) : null;
   const maxIters = its.length ? Math.max(...its) : null;
   let trend: KappaTrend['trend'] = 'none';
-  if (points.length === 1 || (minIters !== null && maxIters! <= FLAT_FACTOR * Math.max(1, minIters))) trend = points.length ? 'flat' : 'none';
+  if (points.length === 1 || (minIters !== null && (maxIters! <= FLAT_FACTOR * Math.max(1, minIters) || maxIters! - minIters <= FLAT_SPREAD))) {
+    trend = points.length ? 'flat' : 'none';
+  }
   else if (points.length > 1) trend = points[points.length - 1].iters >= points[0].iters ? 'grow' : 'fall';
   return { optimizer, points, slope, scenarios: xy.length, trend, minIters, maxIters };
 }
@@ -59,7 +62,7 @@ function num(v: number): string {
   if (!Number.isFinite(v)) return '∞';
   if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
   if (Math.abs(v) >= 1e4 || Math.abs(v) < 1e-2) return v.toExponential(1);
-  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  return v >= 100 ? v.toFixed(0) : String(Number(v.toPrecision(3)));
 }
 
 const shapeOf = (key: string) => key.split('/').slice(0, 4).join('/');
@@ -76,9 +79,14 @@ export function trendSentence(t: KappaTrend): string {
     return `${t.optimizer}'s median iterations to tolerance stay at ${range} ${span}${fit}.`;
   }
   const verb = t.trend === 'grow' ? 'grow' : 'fall';
+  // Restarts short of tolerance at the cap are not in the medians (censored): say how many there were.
+  const cap =
+    last.restartSuccess < first.restartSuccess
+      ? `; the restarts reaching tolerance within the ${last.iterationCap}-iteration cap drop from ${pct(first.restartSuccess)} to ${pct(last.restartSuccess)}, so the slowest runs are not in these medians`
+      : '';
   return (
     `${t.optimizer}'s median iterations to tolerance ${verb} from ${num(first.iters)} at κ ≈ ${num(first.kappa)} (${shapeOf(first.key)}) ` +
-    `to ${num(last.iters)} at κ ≈ ${num(last.kappa)} (${shapeOf(last.key)}), ranging ${num(t.minIters!)}–${num(t.maxIters!)} over ${t.points.length} solved configurations${fit}.`
+    `to ${num(last.iters)} at κ ≈ ${num(last.kappa)} (${shapeOf(last.key)}), ranging ${num(t.minIters!)}–${num(t.maxIters!)} over ${t.points.length} solved configurations${fit}${cap}.`
   );
 }
 
@@ -122,7 +130,7 @@ export function studyMarkdownTable(results: ConfigResult[]): string {
   const optimizers = [...new Set(results.map((r) => r.optimizer))];
   const shapes: string[] = [];
   for (const r of results) if (!shapes.includes(shapeOf(r.key))) shapes.push(shapeOf(r.key));
-  const head = ['configuration', 'regime', 'unknowns', 'identifiable', 'κ (median)', ...optimizers.map((o) => `${o}: solved, iterations median [q25–q75]`)];
+  const head = ['configuration', 'regime', 'unknowns', 'identifiable', 'κ (median)', ...optimizers.map((o) => `${o}: solved · iterations median [q25–q75] · restarts at tol`)];
   const rows = shapes.map((sh) => {
     const rs = results.filter((r) => shapeOf(r.key) === sh);
     const r0 = rs[0];
@@ -130,7 +138,7 @@ export function studyMarkdownTable(results: ConfigResult[]): string {
       const r = rs.find((x) => x.optimizer === o);
       if (!r) return '—';
       const q = r.itersTypical ?? r.itersToSuccess;
-      return q ? `${pct(r.successRate)}, ${num(q.median)} [${num(q.q25)}–${num(q.q75)}]` : `${pct(r.successRate)}`;
+      return q ? `${pct(r.successRate)} · ${num(q.median)} [${num(q.q25)}–${num(q.q75)}] · ${pct(r.restartSuccessRate)}` : `${pct(r.successRate)} · — · ${pct(r.restartSuccessRate)}`;
     });
     const kappa = r0.diagnosis.kappa ? num(r0.diagnosis.kappa.median) : '∞';
     const unknowns = r0.problem ? `${r0.problem.unknowns}${r0.problem.reducedScenarios ? ' (reduced)' : ''}` : String(r0.B * r0.D);
@@ -164,7 +172,7 @@ export function studySummaryMarkdown(
       );
     }
     lines.push(
-      `An iteration is one step of the optimizer (an lm iteration solves one damped linear system). Iterations to tolerance: the median over a scenario's successful restarts of the iteration at which L_r fell below tol_s (relative error < 10⁻³ to first order), then the median [quartiles] over the solved scenarios.`,
+      `An iteration is one step of the optimizer (an lm iteration solves one damped linear system). Iterations to tolerance: the median over a scenario's successful restarts of the iteration at which L_r fell below tol_s (relative error < 10⁻³ to first order), then the median [quartiles] over the solved scenarios. "Solved": scenarios with a restart within relative error 10⁻³; "restarts at tol": the share of all restarts that got there within the cap. Medians count as staying flat when they span at most ${FLAT_FACTOR}× or ${FLAT_SPREAD} iterations.`,
       '',
       `${h}# Measured`,
       '',
