@@ -1,184 +1,152 @@
 /**
- * Attack quality on identifiable configurations (B·D ≤ D·K + K): for each (B,D,K), N seeded
- * gaussian scenarios, each attacked with P restarts on the GPU (adam, defaults otherwise).
- * Reports the fraction of scenarios whose best reconstruction reaches relative error < 1e-3
- * (target ≥ 99% at P = 1024) and the median wall time per scenario (target < 1 s), next to two
- * single-run baselines from x′ ~ N(0,1), expected to succeed in 45–75% of scenarios:
- *  - `dlg`: ONE run of the original DLG code's optimizer, torch.optim.LBFGS with its defaults
- *    (lr 1, max_iter 20 per step, history 100, tolerance_grad 1e-7, tolerance_change 1e-9,
- *    NO line search), 300 steps, replicated here in float64 (dlgLbfgs below);
- *  - `engine`: one run of our CPU engine's L-BFGS (backtracking line search), 300 iterations, no polish.
+ * Attack quality on the public scenario set, every optimizer side by side (issue: exact recovery
+ * in tens of iterations). For each configuration and seed:
+ *  - `auto` (the default: lm in the reduced or direct regime) on the GPU, warm (library call,
+ *    device and pipelines already made): success, iterations, wall time and its split
+ *    (plan = SVD + reduction, engine set-up = pipeline compile, run = kernel, polish);
+ *  - the same on the float64 CPU engine (`--backend cpu`), in the same run;
+ *  - cold: `dlg attack` as a fresh process per scenario (the first --cold seeds), wall time;
+ *  - the first-order optimizers with their defaults (adam, and --first-order lbfgs,gd), on the
+ *    first --first-order-seeds seeds (they take 10–1000× longer).
+ * Success: relative error ≤ 1e-6 (rows matched within equal labels), or, where the gradient has
+ * several exact solutions, the truth among them.
  *
- *   node scripts/run-ts.mjs bench/attack-quality.ts [--scenarios 100] [--restarts 1024]
- *     [--iterations 2000] [--baseline-iterations 300] [--configs 2,1,1:4,1,4] [--seed0 0] [--stop-after 0]
+ *   node scripts/run-ts.mjs bench/attack-quality.ts [--seeds 20] [--cold 3] [--first-order-seeds 2]
+ *     [--first-order adam] [--only gaussian|digits|iris] [--configs 8,784,10:2,1,1]
  *
- * JSON lines on stdout (one per configuration), then a markdown table.
+ * JSON lines on stdout (one per configuration and optimizer), then a markdown table.
  */
-import { attack, initialPoints } from '../src/attack.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AttackResult, attack } from '../src/attack.js';
+import { loadDataset } from '../src/data-node.js';
 import { simulateScenario } from '../src/datasets.js';
-import { reconstructionMetrics } from '../src/matching.js';
-import { matchL2 } from '../src/model.js';
-import type { Scenario } from '../src/scenario.js';
+import { type Scenario, scenarioToJson } from '../src/scenario.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
 
 const args = benchArgs();
-const scenarios = Number(args.scenarios ?? 100);
-const restarts = Number(args.restarts ?? 1024);
-const iterations = Number(args.iterations ?? 2000);
-// --stop-after n: each attack stops once n restarts have converged (attack option stopAfter; 0 = off)
-const stopAfter = Number(args['stop-after'] ?? 0);
-const baselineIterations = Number(args['baseline-iterations'] ?? 300);
-const seed0 = Number(args.seed0 ?? 0);
-const configs: [number, number, number][] = String(args.configs ?? '2,1,1:4,1,4:2,16,4:4,16,4')
-  .split(':')
-  .map((c) => c.split(',').map(Number) as [number, number, number]);
-for (const [B, D, K] of configs) {
-  if (![B, D, K].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`--configs: expected B,D,K:B,D,K..., found ${args.configs}`);
+const seeds = Number(args.seeds ?? 20);
+const coldSeeds = Number(args.cold ?? 3);
+const foSeeds = Number(args['first-order-seeds'] ?? 2);
+const firstOrder = String(args['first-order'] ?? 'adam').split(',').filter(Boolean) as ('adam' | 'gd' | 'lbfgs')[];
+const only = args.only === undefined ? undefined : String(args.only);
+const GAUSSIAN: [number, number, number][] = args.configs
+  ? String(args.configs).split(':').map((c) => c.split(',').map(Number) as [number, number, number])
+  : [[2, 1, 1], [4, 1, 4], [2, 13, 3], [4, 16, 4], [8, 16, 10], [8, 64, 10], [8, 784, 10], [8, 3072, 10], [16, 256, 20]];
+const REL_OK = 1e-6;
+
+interface Config {
+  name: string;
+  make(seed: number): Scenario;
+}
+const configs: Config[] = [];
+if (!only || only === 'gaussian') {
+  for (const [B, D, K] of GAUSSIAN) configs.push({ name: `gaussian (${B},${D},${K})`, make: (seed) => simulateScenario({ dataset: 'gaussian', B, D, K, seed }) });
+}
+if (!only || only === 'digits') {
+  const data = loadDataset('digits');
+  for (let B = 1; B <= 10; B++) configs.push({ name: `digits B=${B}`, make: (seed) => simulateScenario({ dataset: 'digits', B, seed, data }) });
+}
+if (!only || only === 'iris') {
+  const data = loadDataset('iris');
+  for (let B = 1; B <= 3; B++) configs.push({ name: `iris B=${B}`, make: (seed) => simulateScenario({ dataset: 'iris', B, seed, data }) });
 }
 
-/**
- * torch.optim.LBFGS (PyTorch 2.x, line_search_fn=None) as DLG calls it: `for 300 steps:
- * optimizer.step(closure)`, state kept across steps. Float64. Returns the final x′.
- */
-function dlgLbfgs(sc: Scenario, x0: Float64Array, steps = 300): Float64Array {
-  const lr = 1, maxIter = 20, maxEval = Math.floor(maxIter * 1.25), history = 100, tolGrad = 1e-7, tolChange = 1e-9;
-  const n = x0.length;
-  const x = Float64Array.from(x0);
-  const dot = (a: Float64Array, b: Float64Array) => a.reduce((acc, v, i) => acc + v * b[i], 0);
-  const maxAbs = (a: Float64Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let d = new Float64Array(n);
-  let t = lr;
-  let oldDirs: Float64Array[] = [];
-  let oldStps: Float64Array[] = [];
-  let ro: number[] = [];
-  let Hdiag = 1;
-  let prevGrad: Float64Array | null = null;
-  let globalIter = 0;
-  for (let step = 0; step < steps; step++) {
-    let { loss, grad: g } = matchL2(sc, sc.gradient, x);
-    if (maxAbs(g) <= tolGrad) break;
-    let nIter = 0;
-    let evals = 1;
-    while (nIter < maxIter) {
-      nIter++;
-      globalIter++;
-      if (globalIter === 1) {
-        d = g.map((v) => -v);
-        oldDirs = [];
-        oldStps = [];
-        ro = [];
-        Hdiag = 1;
-      } else {
-        const y = g.map((v, i) => v - prevGrad![i]);
-        const s = d.map((v) => v * t);
-        const ys = dot(y, s);
-        if (ys > 1e-10) {
-          if (oldDirs.length === history) {
-            oldDirs.shift();
-            oldStps.shift();
-            ro.shift();
-          }
-          oldDirs.push(y);
-          oldStps.push(s);
-          ro.push(1 / ys);
-          Hdiag = ys / dot(y, y);
-        }
-        const al = new Float64Array(oldDirs.length);
-        const q = g.map((v) => -v);
-        for (let i = oldDirs.length - 1; i >= 0; i--) {
-          al[i] = dot(oldStps[i], q) * ro[i];
-          for (let j = 0; j < n; j++) q[j] -= al[i] * oldDirs[i][j];
-        }
-        d = q.map((v) => v * Hdiag);
-        for (let i = 0; i < oldDirs.length; i++) {
-          const be = dot(oldDirs[i], d) * ro[i];
-          for (let j = 0; j < n; j++) d[j] += oldStps[i][j] * (al[i] - be);
-        }
-      }
-      prevGrad = Float64Array.from(g);
-      const prevLoss = loss;
-      t = globalIter === 1 ? Math.min(1, 1 / g.reduce((a, v) => a + Math.abs(v), 0)) * lr : lr;
-      const gtd = dot(g, d);
-      if (gtd > -tolChange) break;
-      for (let j = 0; j < n; j++) x[j] += t * d[j];
-      let optCond = false;
-      if (nIter !== maxIter) {
-        ({ loss, grad: g } = matchL2(sc, sc.gradient, x));
-        optCond = maxAbs(g) <= tolGrad;
-        evals++;
-      }
-      if (nIter === maxIter || evals >= maxEval || optCond) break;
-      if (maxAbs(d.map((v) => v * t)) <= tolChange) break;
-      if (Math.abs(loss - prevLoss) < tolChange) break;
-    }
-  }
-  return x;
-}
+const ok = (r: AttackResult): boolean =>
+  (r.metrics?.relativeError ?? Infinity) <= REL_OK || (r.polish?.ambiguous === true && r.polish.truthAmongExact === true);
 
+interface Acc {
+  ok: number;
+  n: number;
+  iters: number[];
+  wall: number[];
+  split: { planMs: number[]; engineSetupMs: number[]; runMs: number[]; polishMs: number[] };
+  restartSuccess: number[];
+  failed: number[];
+  kernel: Set<string>;
+  regime: Set<string>;
+}
+const acc = (): Acc => ({ ok: 0, n: 0, iters: [], wall: [], split: { planMs: [], engineSetupMs: [], runMs: [], polishMs: [] }, restartSuccess: [], failed: [], kernel: new Set(), regime: new Set() });
+function add(a: Acc, r: AttackResult, seed: number): void {
+  a.n++;
+  if (ok(r)) a.ok++;
+  else a.failed.push(seed);
+  a.iters.push(r.bestRestart?.iterations ?? r.iterations);
+  a.wall.push(r.wallTimeMs);
+  for (const k of Object.keys(a.split) as (keyof Acc['split'])[]) a.split[k].push(r.timing[k]);
+  a.restartSuccess.push(r.restarts.successFraction ?? 0);
+  a.kernel.add(r.engine.kernel);
+  a.regime.add(`${r.regime.regime} (${r.regime.unknowns} unknowns)`);
+}
+const summary = (a: Acc) => ({
+  successFraction: a.ok / a.n,
+  scenarios: a.n,
+  medianIterations: median(a.iters),
+  medianWallMs: median(a.wall),
+  medianSplitMs: Object.fromEntries(Object.entries(a.split).map(([k, v]) => [k, median(v)])),
+  meanRestartSuccess: a.restartSuccess.reduce((x, y) => x + y, 0) / a.n,
+  failedSeeds: a.failed,
+  kernel: [...a.kernel].join(','),
+  regime: [...a.regime].join(','),
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'dlg-quality-'));
+const cli = join(process.cwd(), 'dist/node/cli.js');
 const dlg = await benchDevice();
 const rows: string[] = [];
 try {
-  for (const [B, D, K] of configs) {
-    let ok = 0;
-    let baseOk = 0;
-    let dlgOk = 0;
-    let dlgNonFinite = 0;
-    const wall: number[] = [];
-    const baseWall: number[] = [];
-    const restartSuccess: number[] = [];
-    const failures: number[] = [];
-    let ambiguousFailures = 0;
-    for (let i = 0; i < scenarios; i++) {
-      const seed = seed0 + i;
-      const sc = simulateScenario({ dataset: 'gaussian', B, D, K, seed });
-      const r = await attack(dlg.device, sc, { restarts, iterations, seed, stopAfter }, dlg.adapterName);
-      wall.push(r.wallTimeMs);
-      restartSuccess.push(r.restarts.successFraction ?? 0);
-      if (r.metrics?.success) ok++;
-      else {
-        failures.push(seed);
-        // A failure the gradient cannot resolve: several exact solutions, the truth among them.
-        if (r.polish?.ambiguous && r.polish.truthAmongExact) ambiguousFailures++;
+  for (const c of configs) {
+    const gpu = acc();
+    const cpu = acc();
+    const fo = Object.fromEntries(firstOrder.map((o) => [o, acc()])) as Record<string, Acc>;
+    const cold: number[] = [];
+    for (let seed = 0; seed < seeds; seed++) {
+      const sc = c.make(seed);
+      add(gpu, await attack(dlg.device, sc, { seed }, dlg.adapterName), seed);
+      add(cpu, await attack(null, sc, { seed }), seed);
+      if (seed < coldSeeds) {
+        const f = join(dir, `s${seed}.json`);
+        writeFileSync(f, JSON.stringify(scenarioToJson(sc)));
+        const t0 = performance.now();
+        const p = spawnSync(process.execPath, [cli, 'attack', f, '--seed', String(seed), '--out', join(dir, `r${seed}.json`)], { encoding: 'utf8' });
+        cold.push(performance.now() - t0);
+        if (p.status !== 0) throw new Error(`dlg attack failed on ${c.name} seed ${seed}: ${p.stderr}`);
       }
-      const base = await attack(null, sc, { restarts: 1, iterations: baselineIterations, optimizer: 'lbfgs', seed, polish: 0 });
-      const xd = dlgLbfgs(sc, initialPoints(1, B, D, 'normal', 1, seed), baselineIterations);
-      if (!xd.every(Number.isFinite)) dlgNonFinite++;
-      else if (reconstructionMetrics(xd, sc.inputs!, { B, D, K, reconLabels: sc.y, trueLabels: sc.y }).success) dlgOk++;
-      baseWall.push(base.wallTimeMs);
-      if (base.metrics?.success) baseOk++;
-      process.stderr.write(`\r(${B},${D},${K}) ${i + 1}/${scenarios}: ${ok} ok, DLG L-BFGS ${dlgOk} ok, engine L-BFGS ${baseOk} ok, last ${r.wallTimeMs.toFixed(0)} ms   `);
+      if (seed < foSeeds) for (const o of firstOrder) add(fo[o], await attack(dlg.device, sc, { seed, optimizer: o }, dlg.adapterName), seed);
+      process.stderr.write(`\r${c.name} ${seed + 1}/${seeds}: auto ${gpu.ok} ok, cpu ${cpu.ok} ok   `);
     }
     process.stderr.write('\n');
-    const line = {
-      B, D, K, scenarios, restarts, iterations, stopAfter, optimizer: 'adam',
-      successFraction: ok / scenarios,
-      medianWallMs: median(wall),
-      meanRestartSuccessFraction: restartSuccess.reduce((a, b) => a + b, 0) / scenarios,
-      failedSeeds: failures,
-      ambiguousFailures,
-      baseline: {
-        dlg: { method: 'one torch.optim.LBFGS run as in DLG (lr 1, max_iter 20, history 100, no line search), float64', steps: baselineIterations, successFraction: dlgOk / scenarios, nonFinite: dlgNonFinite },
-        engine: { method: 'one CPU-engine L-BFGS run (backtracking line search), float64, no polish', iterations: baselineIterations, successFraction: baseOk / scenarios, medianWallMs: median(baseWall) },
-      },
-      adapter: dlg.adapterName,
-      machine: machine(),
-    };
+    const g = summary(gpu);
+    const line = { config: c.name, optimizer: 'auto', backend: 'webgpu', ...g, coldProcessMs: { median: median(cold), all: cold }, adapter: dlg.adapterName, machine: machine() };
     emit('attack-quality', line);
+    const cs = summary(cpu);
+    emit('attack-quality', { config: c.name, optimizer: 'auto', backend: 'cpu', ...cs, machine: machine() });
+    const foCells: string[] = [];
+    for (const o of firstOrder) {
+      const s = summary(fo[o]);
+      emit('attack-quality', { config: c.name, optimizer: o, backend: 'webgpu', ...s, adapter: dlg.adapterName, machine: machine() });
+      foCells.push(`${s.scenarios ? `${(100 * s.successFraction).toFixed(0)}%, ${s.medianIterations} it, ${(s.medianWallMs / 1000).toFixed(2)} s` : '—'}`);
+    }
+    const sp = g.medianSplitMs as Record<string, number>;
     rows.push(
-      `| (${B},${D},${K}) | ${scenarios} | ${restarts} | ${(100 * line.successFraction).toFixed(1)}% | ${line.medianWallMs.toFixed(0)} ms | ` +
-        `${(100 * line.meanRestartSuccessFraction).toFixed(1)}% | ${(100 * line.baseline.dlg.successFraction).toFixed(1)}% | ${(100 * line.baseline.engine.successFraction).toFixed(1)}% | ${failures.length} (${ambiguousFailures}) |`,
+      `| ${c.name} | ${g.regime} | ${g.kernel} | ${gpu.ok}/${gpu.n} | ${g.medianIterations} | ${(100 * g.meanRestartSuccess).toFixed(0)}% | ` +
+        `${median(cold).toFixed(0)} ms | ${g.medianWallMs.toFixed(0)} ms (${sp.planMs.toFixed(0)} / ${sp.engineSetupMs.toFixed(0)} / ${sp.runMs.toFixed(0)} / ${sp.polishMs.toFixed(0)}) | ` +
+        `${cpu.ok}/${cpu.n}, ${cs.medianWallMs.toFixed(0)} ms | ${foCells.join(' | ')} |`,
     );
   }
 } finally {
   dlg.destroy();
+  rmSync(dir, { recursive: true, force: true });
 }
 process.stdout.write(
   [
     '',
-    `Attack quality (${dlg.adapterName}; GPU: adam, ${iterations} iterations max, float64 polish of the best 4; baselines: one run from N(0,1), ${baselineIterations} steps)`,
+    `Attack quality (${dlg.adapterName}; default options; success = rel. err. ≤ ${REL_OK} or the truth among several exact solutions; ${seeds} seeds, cold on the first ${coldSeeds}, first-order on the first ${foSeeds})`,
     '',
-    '| (B,D,K) | scenarios | P | success (rel. err. < 1e-3) | median wall / scenario | mean restart success (device, unpolished) | one DLG L-BFGS run | one engine L-BFGS run | failures (of which ambiguous: a second exact solution found, truth among them) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    `| scenario | regime | kernel | recovered (GPU, auto) | median iterations (best restart) | restarts within 1e-3 (device, unpolished) | cold \`dlg attack\` process | warm library call (plan / set-up / run / polish) | CPU float64 engine: recovered, warm | ${firstOrder.map((o) => `${o} (defaults): success, iterations, wall`).join(' | ')} |`,
+    `|---|---|---|---|---|---|---|---|---|${firstOrder.map(() => '---|').join('')}`,
     ...rows,
     '',
   ].join('\n'),

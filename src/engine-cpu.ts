@@ -79,7 +79,7 @@ export interface EngineStatus {
 
 export interface EngineHandle {
   readonly totalRestarts: number;
-  /** Which kernel advances the restarts: 'cpu', or the GPU kernel ('pair', 'invocation', 'stream', 'workgroup'). */
+  /** Which kernel advances the restarts: 'cpu', or the GPU kernel ('pair', 'invocation', 'stream', 'workgroup', 'lm-private', 'lm-scratch'). */
   readonly kernel: string;
   setInputs(x0: ArrayLike<number>): void;
   run(iterations: number): void;

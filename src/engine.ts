@@ -23,7 +23,9 @@
  *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
  *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
  *    go through shared memory in a fixed order (identical bytes run to run).
- * Both follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
+ * Optimizer 'lm' (l2 loss) runs on its own kernel family instead: src/engine-lm.ts and
+ * shaders/attack_lm.wgsl (one invocation per restart, 'lm-private' or 'lm-scratch', within LM_CAPS).
+ * All follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
  * non-finite? → step), in f32. Cold pipeline compiles are slow on lavapipe (seconds for the
  * unrolled kernels, about a minute for workgroup L-BFGS under load); Mesa caches them on disk.
  */
@@ -46,8 +48,10 @@ import {
 import { DlgInputError } from './errors.js';
 import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, isCpuDevice, perDevice, storageBuffer, uniformBuffer } from './gpu.js';
 import { streamColumns } from './objective.js';
+import { type LmTuning, createLmEngine } from './engine-lm.js';
 
 export * from './engine-cpu.js';
+export { LM_CAPS, LM_PRIVATE_N, type LmTuning, type LmVariant, checkLmCaps, createLmEngine, fitsLm } from './engine-lm.js';
 
 /** Caps of the in-register kernel (const array sizes in attack_invocation.wgsl). */
 export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
@@ -71,7 +75,7 @@ const PAIR_QUADS = 1;
 const PAIR_ITERS_PER_DISPATCH = 512;
 
 /** Benchmark knobs (defaults are the tuned values): pairKernel false forces the generic invocation kernel. */
-export interface EngineTuning {
+export interface EngineTuning extends LmTuning {
   pairKernel?: boolean;
   pairWorkgroupSize?: number;
   pairItersPerDispatch?: number;
@@ -233,6 +237,7 @@ function checkTuning(device: GPUDevice, t: EngineTuning): void {
 
 export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuningIn: EngineTuning = {}): EngineHandle {
   const o = resolveEngineOptions(opts);
+  if (o.optimizer === 'lm') return createLmEngine(device, o, tuningIn);
   const tuning: EngineTuning = { ...tuningIn, streamKernel: tuningIn.streamKernel ?? isCpuDevice(device) };
   const { B, D, K, total } = o;
   const BD = B * D;

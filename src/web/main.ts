@@ -14,6 +14,7 @@ import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack.js';
 import { createAttackEngine } from '../engine.js';
 import type { EngineHandle } from '../engine-cpu.js';
 import { DlgInputError } from '../errors.js';
+import { analyseScenario } from '../reduce.js';
 import { imageSide, psnrPeak, reconstructionMetrics } from '../matching.js';
 import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../plane.js';
 import { Rng } from '../rng.js';
@@ -135,7 +136,7 @@ interface Settings {
   cmap: ColorMapName;
   P: number;
   iters: number;
-  optimizer: 'adam' | 'gd' | 'lbfgs';
+  optimizer: 'lm' | 'adam' | 'gd' | 'lbfgs';
   lr: number;
 }
 
@@ -708,15 +709,20 @@ async function runAttack(): Promise<AttackSummary> {
   let chunk = 16;
   let status: Awaited<ReturnType<EngineHandle['readStatus']>> | null = null;
   let best: Float32Array | null = null;
+  let liftBest = (pts: Float32Array): Float32Array => pts;
   try {
-    engine = createAttackEngine(g.dlg.device, { layer: sc, target: sc.gradient, P, optimizer: s.optimizer, lr: s.lr, tolAbs, label: 'explorer.attack' });
-    engine.setInputs(x0);
+    // lm runs where the attack runs it: on the reduced problem (x = C·Vᵀ) when B ≤ K; the paths are lifted back.
+    const red = s.optimizer === 'lm' ? analyseScenario(sc, 'auto').reduction : undefined;
+    const work = red?.scenario ?? sc;
+    engine = createAttackEngine(g.dlg.device, { layer: work, target: work.gradient, P, optimizer: s.optimizer, lr: s.lr, tolAbs, label: 'explorer.attack' });
+    engine.setInputs(red ? red.project(x0, P) : x0);
+    liftBest = red ? (pts) => Float32Array.from(red.lift(pts, P)) : (pts) => pts;
     while (done < s.iters && !attackState.stop) {
       const n = Math.min(chunk, s.iters - done);
       const tc = performance.now();
       engine.run(n);
       status = await engine.readStatus();
-      best = await engine.readBest();
+      best = liftBest(await engine.readBest());
       if (gpu !== g) throw new Error('the GPU device was lost during the attack');
       if (attackState.runId !== runId) break; // the scenario changed: this run's results are moot
       done += n;
@@ -833,7 +839,9 @@ function wire(): void {
     if ($(id).tagName === 'INPUT') $(id).addEventListener('input', () => void applyControls());
   }
   $('optimizer').addEventListener('change', () => {
-    num('lr').value = String(DEFAULT_LR[$<HTMLSelectElement>('optimizer').value as Settings['optimizer']]);
+    const opt = $<HTMLSelectElement>('optimizer').value as Settings['optimizer'];
+    num('lr').value = String(DEFAULT_LR[opt]);
+    num('lr').disabled = opt === 'lm';
     void applyControls();
   });
   $('plane').addEventListener('change', () => {
