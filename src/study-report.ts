@@ -24,8 +24,12 @@ export const FLAT_SPREAD = 10;
 
 const typicalIters = (r: ConfigResult): number | null => r.itersTypical?.median ?? r.itersToSuccess?.median ?? null;
 
-export function kappaTrend(results: ConfigResult[], optimizer: string): KappaTrend {
-  const rs = results.filter((r) => r.optimizer === optimizer);
+/**
+ * `shapes`: only these configurations (data set/B/D/K), e.g. those every optimizer solved, so that the
+ * optimizers' trends are measured over the same problems.
+ */
+export function kappaTrend(results: ConfigResult[], optimizer: string, shapes?: Set<string>): KappaTrend {
+  const rs = results.filter((r) => r.optimizer === optimizer && (!shapes || shapes.has(shapeOf(r.key))));
   const points = rs
     .filter((r) => typicalIters(r) !== null && r.diagnosis.kappa && Number.isFinite(r.diagnosis.kappa.median))
     .map((r) => ({ key: r.key, kappa: r.diagnosis.kappa!.median, iters: typicalIters(r)!, restartSuccess: r.restartSuccessRate, iterationCap: r.settings.iterations }))
@@ -119,10 +123,42 @@ export function unsolvedSentences(results: ConfigResult[]): string[] {
 
 const pct = (v: number) => `${Math.round(v * 100)}%`;
 
-/** The measured sentences (trends per optimizer, then unsolved configurations). */
+/** Configurations (data set/B/D/K) that every optimizer of the results solved in at least one scenario. */
+export function sharedSolvedShapes(results: ConfigResult[]): Set<string> {
+  const optimizers = [...new Set(results.map((r) => r.optimizer))];
+  const shapes = new Set(results.map((r) => shapeOf(r.key)));
+  return new Set(
+    [...shapes].filter((sh) => optimizers.every((o) => results.some((r) => r.optimizer === o && shapeOf(r.key) === sh && r.successRate > 0 && typicalIters(r) !== null))),
+  );
+}
+
+/**
+ * The measured sentences: per optimizer, its trend over the configurations every optimizer solved
+ * (the same problems for all); then what only some optimizers solved; then the unsolved configurations.
+ */
 export function studyFindings(results: ConfigResult[]): string[] {
   const optimizers = [...new Set(results.map((r) => r.optimizer))];
-  return [...optimizers.map((o) => trendSentence(kappaTrend(results, o))), ...unsolvedSentences(results)];
+  const shared = sharedSolvedShapes(results);
+  const out: string[] = [];
+  if (optimizers.length > 1) {
+    out.push(`Over the ${shared.size} configurations every optimizer solved (in at least one scenario):`);
+  }
+  out.push(...optimizers.map((o) => trendSentence(kappaTrend(results, o, optimizers.length > 1 ? shared : undefined))));
+  if (optimizers.length > 1) {
+    for (const sh of new Set(results.map((r) => shapeOf(r.key)))) {
+      if (shared.has(sh)) continue;
+      const rs = results.filter((r) => shapeOf(r.key) === sh && r.successRate > 0);
+      if (rs.length === 0) continue;
+      const k = rs[0].diagnosis.kappa ? num(rs[0].diagnosis.kappa.median) : '∞';
+      const others = results.filter((r) => shapeOf(r.key) === sh && r.successRate === 0).map((r) => r.optimizer);
+      out.push(
+        `Solved by ${rs.map((r) => r.optimizer).join(' and ')} only: ${sh} (κ ≈ ${k}), ${rs
+          .map((r) => `${r.optimizer} ${pct(r.successRate)} of scenarios in ${num(typicalIters(r)!)} iterations`)
+          .join(', ')}; ${others.join(' and ')} solved none.`,
+      );
+    }
+  }
+  return [...out, ...unsolvedSentences(results)];
 }
 
 /** The table: one row per shape, per optimizer the solved share and the median [quartiles] iterations to tolerance. */

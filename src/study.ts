@@ -31,8 +31,9 @@
  *   Best points are lifted back (x = C·Vᵀ) and scored against the true inputs, and losses are those of
  *   the full problem (the reduced loss plus the constant ‖(I − VVᵀ)∇W‖²). Time to success is then
  *   measured within the scenario's own engine run.
- * - lm runs where its engine takes the working problem (`studyLmEngine`); elsewhere the configuration
- *   is not run and the results say why (`StudyResult.notRun`).
+ * - lm runs where its engine (`studyLmEngine`: the WebGPU lm kernel, or the float64 CPU engine without a
+ *   device) takes the working problem; elsewhere the configuration is not run and the results say why
+ *   (`StudyResult.notRun`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +41,7 @@ import { loadDataset } from './data-node.js';
 import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from './datasets.js';
 import { diagnose } from './diagnose.js';
 import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from './engine.js';
+import { checkLmCaps, fitsLm } from './engine-lm.js';
 import { DlgInputError, describe } from './errors.js';
 import { LM_CPU_MAX_UNKNOWNS } from './attack.js';
 import { checkWritable, ensureDir, writeFileAtomic } from './io.js';
@@ -447,13 +449,28 @@ export interface StudyLmEngine {
 }
 
 /**
- * The lm engine of the study. No WebGPU lm kernel is on this branch yet, so lm runs on the float64
- * CPU engine whatever the backend, within its cap (LM_CPU_MAX_UNKNOWNS).
+ * The lm engine of the study: the WebGPU lm kernel when there is a device (within LM_CAPS and the
+ * device's binding sizes), else the float64 CPU engine (within LM_CPU_MAX_UNKNOWNS). A problem beyond
+ * the engine's caps is not moved to another backend: the configuration is reported as not run.
  */
 export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
+  if (device) {
+    return {
+      gpu: true,
+      backend: 'webgpu',
+      fits: (B, D, K) => {
+        try {
+          checkLmCaps(B, D, K);
+        } catch (err) {
+          return `lm's GPU kernel: ${(err as Error).message}`;
+        }
+        return fitsLm(B, D, K, device) ? null : `lm's GPU kernel: its scratch for B·D = ${B * D} unknowns exceeds this device's binding size`;
+      },
+    };
+  }
   return {
     gpu: false,
-    backend: device ? 'cpu (float64 reference; no WebGPU lm engine)' : 'cpu (float64 reference)',
+    backend: 'cpu (float64 reference)',
     fits: (B, D) => (B * D <= LM_CPU_MAX_UNKNOWNS ? null : `lm's CPU engine takes at most ${LM_CPU_MAX_UNKNOWNS} unknowns, this problem has B·D = ${B * D}`),
   };
 }
@@ -518,7 +535,7 @@ export async function runConfiguration(
 
   const lm = point.optimizer === 'lm' ? studyLmEngine(device) : undefined;
   const onGpu = device !== null && (lm === undefined || lm.gpu);
-  const backend = lm && !lm.gpu ? lm.backend : (opts.backend ?? (device ? 'webgpu' : 'cpu'));
+  const backend = onGpu ? (opts.backend ?? 'webgpu') : (lm?.backend ?? opts.backend ?? 'cpu');
 
   // Starting points in the full space (the same for every optimizer); reduced runs start from C = x0·V.
   const rng = new Rng(hash32(`${c.seed}/${point.key}`));
