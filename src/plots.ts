@@ -315,7 +315,7 @@ export function studyPlotSpecs(
     .sort((x, y) => x.kappa - y.kappa);
   const eIts = cfgRows.flatMap((r) => [r.q25, r.q75]);
   const eDomain = [Math.max(1, (eIts.length ? Math.min(...eIts) : 1) / 2), (eIts.length ? Math.max(...eIts) : 10) * 2];
-  const xK = { field: 'kappa', type: 'quantitative' as const, title: 'condition number κ of 2JᵀJ at the truth (median over scenarios)', scale: { type: 'log' as const } };
+  const xK = { field: 'kappa', type: 'quantitative' as const, title: 'condition number κ of 2JᵀJ at the truth (median over scenarios)', scale: { type: 'log' as const }, axis: { format: '.0e' } };
   const colorOpt = { field: 'optimizer', type: 'nominal' as const, title: 'optimizer', sort: optimizers };
   const f: VegaLiteSpec = {
     title: { text: 'Iterations to tolerance vs κ, per optimizer', subtitle: 'one point per solved configuration: median over solved scenarios of their median successful restart; bars = quartiles' },
@@ -333,7 +333,7 @@ export function studyPlotSpecs(
           x: xK,
           y: { field: 'iters', type: 'quantitative', title: 'iterations to relative error < 1e-3 (median)', scale: { type: 'log', domain: eDomain } },
           color: colorOpt,
-          shape: { field: 'optimizer', type: 'nominal', sort: optimizers },
+          shape: { field: 'optimizer', type: 'nominal', title: 'optimizer', sort: optimizers },
           order: { field: 'kappa', type: 'quantitative' },
           tooltip: [{ field: 'configuration' }, { field: 'iters' }, { field: 'kappa' }, { field: 'solved' }],
         },

@@ -42,6 +42,7 @@ import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from 
 import { diagnose } from './diagnose.js';
 import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from './engine.js';
 import { checkLmCaps, fitsLm } from './engine-lm.js';
+import { isCpuDevice } from './gpu.js';
 import { DlgInputError, describe } from './errors.js';
 import { LM_CPU_MAX_UNKNOWNS } from './attack.js';
 import { checkWritable, ensureDir, writeFileAtomic } from './io.js';
@@ -449,12 +450,15 @@ export interface StudyLmEngine {
 }
 
 /**
- * The lm engine of the study: the WebGPU lm kernel when there is a device (within LM_CAPS and the
- * device's binding sizes), else the float64 CPU engine (within LM_CPU_MAX_UNKNOWNS). A problem beyond
- * the engine's caps is not moved to another backend: the configuration is reported as not run.
+ * The lm engine of the study: the WebGPU lm kernel on a hardware adapter (within LM_CAPS and the
+ * device's binding sizes), else the float64 CPU engine (within LM_CPU_MAX_UNKNOWNS). On a CPU adapter
+ * (lavapipe) the CPU engine runs lm: there the kernel took 2–41 s per configuration of the default
+ * sweep (its per-shape pipeline compile dominates) against 0.0–0.2 s on the CPU engine (bench/RESULTS.md,
+ * "Convergence study"). A problem beyond the engine's caps is not moved to another backend: the
+ * configuration is reported as not run.
  */
 export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
-  if (device) {
+  if (device && !isCpuDevice(device)) {
     return {
       gpu: true,
       backend: 'webgpu',
@@ -470,7 +474,7 @@ export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
   }
   return {
     gpu: false,
-    backend: 'cpu (float64 reference)',
+    backend: device ? 'cpu (float64 reference; lm on a CPU adapter)' : 'cpu (float64 reference)',
     fits: (B, D) => (B * D <= LM_CPU_MAX_UNKNOWNS ? null : `lm's CPU engine takes at most ${LM_CPU_MAX_UNKNOWNS} unknowns, this problem has B·D = ${B * D}`),
   };
 }
