@@ -77,17 +77,17 @@ export function trendSentence(t: KappaTrend): string {
   const first = t.points[0];
   const last = t.points[t.points.length - 1];
   const fit = t.slope === null ? '' : ` (a fit over its ${t.scenarios} solved scenarios gives iterations ∝ κ^${t.slope.toFixed(2)})`;
-  if (t.trend === 'flat') {
-    const span = t.points.length === 1 ? `at κ ≈ ${num(first.kappa)} (${shapeOf(first.key)})` : `while κ goes from ${num(first.kappa)} to ${num(last.kappa)}`;
-    const range = t.minIters === t.maxIters ? `${t.minIters}` : `${num(t.minIters!)}–${num(t.maxIters!)}`;
-    return `${t.optimizer}'s median iterations to tolerance stay at ${range} ${span}${fit}.`;
-  }
-  const verb = t.trend === 'grow' ? 'grow' : 'fall';
   // Restarts short of tolerance at the cap are not in the medians (censored): say how many there were.
   const cap =
     last.restartSuccess < first.restartSuccess
       ? `; the restarts reaching tolerance within the ${last.iterationCap}-iteration cap drop from ${pct(first.restartSuccess)} to ${pct(last.restartSuccess)}, so the slowest runs are not in these medians`
       : '';
+  if (t.trend === 'flat') {
+    const span = t.points.length === 1 ? `at κ ≈ ${num(first.kappa)} (${shapeOf(first.key)})` : `while κ goes from ${num(first.kappa)} to ${num(last.kappa)}`;
+    const range = t.minIters === t.maxIters ? `${t.minIters}` : `${num(t.minIters!)}–${num(t.maxIters!)}`;
+    return `${t.optimizer}'s median iterations to tolerance stay at ${range} ${span}${fit}${cap}.`;
+  }
+  const verb = t.trend === 'grow' ? 'grow' : 'fall';
   return (
     `${t.optimizer}'s median iterations to tolerance ${verb} from ${num(first.iters)} at κ ≈ ${num(first.kappa)} (${shapeOf(first.key)}) ` +
     `to ${num(last.iters)} at κ ≈ ${num(last.kappa)} (${shapeOf(last.key)}), ranging ${num(t.minIters!)}–${num(t.maxIters!)} over ${t.points.length} solved configurations${fit}${cap}.`
