@@ -1,7 +1,10 @@
 // Builds the Node entry + CLI (dist/node) and the browser bundle (dist/browser) with esbuild.
 import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
 
-const common = { bundle: true, format: 'esm', loader: { '.wgsl': 'text' }, sourcemap: true, logLevel: 'warning' };
+// Paths are the repository's, from whatever folder this runs in.
+const root = fileURLToPath(new URL('..', import.meta.url));
+const common = { absWorkingDir: root, bundle: true, format: 'esm', loader: { '.wgsl': 'text' }, sourcemap: true, logLevel: 'warning' };
 
 await build({
   ...common,

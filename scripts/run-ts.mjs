@@ -1,9 +1,9 @@
 // Runs a TypeScript entry (bench or script): bundles it with esbuild (WGSL as text, packages
 // external) into a temp file next to node_modules, then runs it with the given arguments.
 import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { runQuiet } from './quiet-dawn.mjs';
 
 const [entry, ...args] = process.argv.slice(2);
 if (!entry) {
@@ -24,6 +24,7 @@ await build({
   sourcemap: 'inline',
   logLevel: 'warning',
 });
-const r = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...args], { stdio: 'inherit' });
+// Dawn's adapter-limit notices are filtered out, as in the dlg launcher.
+const code = await runQuiet(['--enable-source-maps', outfile, ...args]);
 rmSync(outfile, { force: true });
-process.exit(r.status ?? 1);
+process.exit(code);

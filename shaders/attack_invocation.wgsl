@@ -12,10 +12,6 @@ const MAX_DK: u32 = 128u;
 const MAX_BK: u32 = 256u;
 const MAX_K: u32 = 16u;
 const MAX_LBD: u32 = 64u;       // L-BFGS history stride
-const MAX_H: u32 = 8u;          // LBFGS_MAX_HISTORY
-const MAX_HALVINGS: u32 = 10u;  // LBFGS_MAX_HALVINGS
-const ARMIJO_C1: f32 = 1e-4;
-const CURV_EPS: f32 = 1e-7;
 
 override WG: u32 = 64u;
 // Loop bounds: B, D and K themselves, fixed per pipeline by src/engine.ts. Loops run to these constants,
@@ -54,13 +50,7 @@ fn liveBK(i: u32) -> bool { return i / CK < nB && i % CK < nK; }
 // Position of capacity index i (n·CD + d) in the packed n·D + d layout.
 fn packedBD(i: u32) -> u32 { return (i / CD) * nD + i % CD; }
 
-fn sigm(z: f32) -> f32 {
-  let ez = exp(-abs(z));
-  let r = 1.0 / (1.0 + ez);
-  return select(ez * r, r, z >= 0.0);
-}
-
-// Loss at x; gradient into gr. Closed form of math.md (l2) or model.ts matchCosine.
+// Loss at x; gradient into gr. Closed form of docs/math.md (l2) or model.ts matchCosine.
 fn evaluate() -> f32 {
   for (var n = 0u; n < CB; n++) {
     for (var k = 0u; k < CK; k++) {
@@ -132,10 +122,6 @@ fn evaluate() -> f32 {
   return loss;
 }
 
-fn isFinite(v: f32) -> bool {
-  // NaN fails the comparison; ±Inf exceeds the largest f32.
-  return abs(v) <= 3.4028234e38;
-}
 
 fn gradFinite() -> bool {
   var ok = true;

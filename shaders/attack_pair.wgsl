@@ -84,7 +84,7 @@ fn storeOne(t: ptr<function, Quad>, c: u32, r: u32, slots: u32) {
   stat[r] = RestartStat((*t).loss[c], (*t).bestLoss[c], (*t).status[c], (*t).iters[c]);
 }
 
-// Loss and gradient at (x0, x1), math.md closed form for D = K = 1:
+// Loss and gradient at (x0, x1), docs/math.md closed form for D = K = 1:
 // e_n = (σ(z_n) − y_n)/N, s_n = σ'(z_n)/N, M = 2(Σ x_n e_n − G), m = 2(Σ e_n − g),
 // ∇_{x_n} = M e_n + w s_n (M x_n + m). One exp per row, one division for both rows.
 struct Eval { f: vec4<f32>, g0: vec4<f32>, g1: vec4<f32> }

@@ -43,13 +43,6 @@ var<private> wb: array<f32, MAX_K>;  // b
 var<private> tg: array<f32, MAX_K>;  // target ∇b
 var<private> tolAbs: f32;            // the group's convergence threshold
 
-fn sigm(z: f32) -> f32 {
-  let ez = exp(-abs(z));
-  let r = 1.0 / (1.0 + ez);
-  return select(ez * r, r, z >= 0.0);
-}
-
-fn isFinite(v: f32) -> bool { return abs(v) <= 3.4028234e38; }
 
 fn wCol(d4: u32, k: u32) -> vec4<f32> { return cols.c[d4 * FK + k]; }
 fn gCol(d4: u32, k: u32) -> vec4<f32> { return cols.c[prm.DK / 4u + d4 * FK + k]; }

@@ -12,10 +12,6 @@ const MAX_RK: u32 = 128u;
 const MAX_BK: u32 = 256u;
 const MAX_K: u32 = 16u;
 const MAX_B: u32 = 16u;
-const MAX_H: u32 = 8u;          // LBFGS_MAX_HISTORY
-const MAX_HALVINGS: u32 = 10u;  // LBFGS_MAX_HALVINGS
-const ARMIJO_C1: f32 = 1e-4;
-const CURV_EPS: f32 = 1e-7;
 
 override WG: u32 = 64u;   // invocations per restart
 override RC: u32 = 64u;   // values summed per reduction round (WG·RC floats of shared memory)
@@ -42,13 +38,6 @@ var<private> am: array<f32, MAX_K>;    // ∇b(x), then the adjoint m
 var<private> tid: u32;
 var<private> R: u32;                   // rows owned by this invocation
 
-fn sigm(z: f32) -> f32 {
-  let ez = exp(-abs(z));
-  let r = 1.0 / (1.0 + ez);
-  return select(ez * r, r, z >= 0.0);
-}
-
-fn isFinite(v: f32) -> bool { return abs(v) <= 3.4028234e38; }
 
 // outS[j] = Σ_invocations part[j] for j < cnt, summed in invocation order.
 fn reduceParts(cnt: u32) {
@@ -71,7 +60,7 @@ fn sum1(v: f32) -> f32 {
   return workgroupUniformLoad(&outS[0]);
 }
 
-// Loss at x (uniform); gradient rows into gl. Closed form of math.md (l2) or model.ts matchCosine.
+// Loss at x (uniform); gradient rows into gl. Closed form of docs/math.md (l2) or model.ts matchCosine.
 fn evaluate(g0: u32) -> f32 {
   let B = prm.B; let K = prm.K; let BK = prm.BK;
   for (var j = 0u; j < BK; j++) { part[j] = 0.0; }

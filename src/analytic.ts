@@ -1,5 +1,5 @@
 /**
- * Analytic recovery at B = 1 (math.md): ∇W[:, k] = x·e_k and ∇b[k] = e_k, so
+ * Analytic recovery at B = 1 (docs/math.md): ∇W[:, k] = x·e_k and ∇b[k] = e_k, so
  * x = ∇W[:, k] / ∇b[k] for any k; the k with the largest |∇b[k]| is the best conditioned.
  * Exact and instant, in float64 on the host. Browser-safe.
  */

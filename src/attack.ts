@@ -6,23 +6,31 @@
  * Browser-safe: no file I/O here (the CLI writes the result and the PNG).
  */
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from './analytic.js';
-import { FIRST_ORDER, OPTIMIZERS, createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
-import { DlgInputError, DlgRuntimeError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
-import { type LabelInference, inferLabels } from './labels.js';
+import { LM_CAPS, OPTIMIZERS, createAttackEngine, fitsLm, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
+import { DlgInputError, DlgRuntimeError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
+import { type LabelInference, inferLabels, isOneHot } from './labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from './matching.js';
 import { type Layer, gradientNormSq, matchL2, matchLoss } from './model.js';
 import { Rng } from './rng.js';
 import type { Scenario } from './scenario.js';
 import { lmRefine } from './lm.js';
-import { type ReduceMode, type Reduction, type RegimeInfo, analyseScenario } from './reduce.js';
+import { isCpuDevice } from './gpu.js';
+import { type ReduceMode, type SubspaceReduction, type RegimeInfo, analyseScenario } from './reduce.js';
 import { solutionDimension } from './diagnose.js';
 
-export type AttackInit = 'normal' | 'uniform';
+/**
+ * 'normal': x′ ~ N(0, s²); 'uniform': x′ ~ U(−s, s); 'gradient': N(0, σ_p²) per coordinate with
+ * σ_p = s·R/√D (R = ‖∇W‖/‖∇b‖, which estimates a row's norm: exact at B = 1), spread log-uniformly over
+ * a decade around it across restarts (x_p ~ 10^{±½}); 'auto' (default): 'gradient' for lm, 'normal' for
+ * the first-order optimizers (their behaviour as before).
+ */
+export type AttackInit = 'auto' | 'normal' | 'uniform' | 'gradient';
 export type AttackLabels = 'known' | 'infer';
 export type AttackMethod = 'optimize' | 'analytic';
 export type RestartOutcome = 'converged' | 'stalled' | 'non-finite';
 /** 'auto': lm where the problem is reduced or direct (and fits lm's caps), else adam. */
 export type AttackOptimizer = Optimizer | 'auto';
+export type EngineChoice = 'auto' | 'device' | 'host';
 
 export interface AttackProgress {
   iteration: number;
@@ -49,7 +57,7 @@ export interface AttackOptions {
    */
   lr?: number;
   init?: AttackInit;
-  /** normal: x′ ~ N(0, s²); uniform: x′ ~ U(−s, s). Default 1. */
+  /** The scale s of the initial points (see AttackInit). Default 1. */
   initScale?: number;
   seed?: number;
   /** Relative tolerance: a restart converges when L_r ≤ tol·(‖∇W‖² + ‖∇b‖²) (cosine: when L_cos ≤ tol). Default 1e-10. */
@@ -96,6 +104,7 @@ export interface ResolvedAttackOptions {
   /** What the caller asked for ('auto' unless an optimizer was named). */
   requestedOptimizer: AttackOptimizer;
   reduce: ReduceMode;
+  engine: EngineChoice;
   lr: number;
   init: AttackInit;
   initScale: number;
@@ -118,7 +127,8 @@ export const ATTACK_DEFAULTS = {
   iterations: 2000,
   optimizer: 'auto' as AttackOptimizer,
   reduce: 'auto' as ReduceMode,
-  init: 'normal' as AttackInit,
+  engine: 'auto' as EngineChoice,
+  init: 'auto' as AttackInit,
   initScale: 1,
   seed: 0,
   tol: 1e-10,
@@ -133,13 +143,13 @@ export const ATTACK_DEFAULTS = {
 };
 
 /** Defaults that differ for lm: it converges in tens of iterations, so fewer restarts and reads back more often. */
-export const LM_DEFAULTS = { restarts: 64, iterations: 100, readbackEvery: 10 };
+export const LM_DEFAULTS = { restarts: 64, iterations: 50, readbackEvery: 10 };
 /** The first-order method 'auto' picks where lm does not apply. */
 export const AUTO_FIRST_ORDER: Optimizer = 'adam';
 /** Largest problem (unknowns) the float64 LM polish takes on (a Cholesky of n×n per step); beyond, L-BFGS. */
 export const LM_POLISH_MAX_UNKNOWNS = 512;
 /** Float64 LM steps per polished restart (quadratic convergence: a handful from a device point). */
-export const LM_POLISH_ITERATIONS = 50;
+export const LM_POLISH_ITERATIONS = 100;
 /** The float64 LM polish stops at L_r ≤ this·(‖∇W‖² + ‖∇b‖²): machine precision. */
 const LM_POLISH_TOL = 1e-30;
 /** Solution-manifold dimensions (B·D − rank J) are computed at the reconstruction up to this many Jacobian entries. */
@@ -167,7 +177,7 @@ const MAX_ITERATIONS = 100_000_000;
 const MAX_TRAJECTORY_FLOATS = 1 << 25;
 
 const OPTION_KEYS = new Set([
-  'restarts', 'iterations', 'optimizer', 'reduce', 'lr', 'init', 'initScale', 'seed', 'tol', 'loss', 'labels', 'method',
+  'restarts', 'iterations', 'optimizer', 'reduce', 'engine', 'lr', 'init', 'initScale', 'seed', 'tol', 'loss', 'labels', 'method',
   'readbackEvery', 'trajectory', 'maxLabelings', 'polish', 'stopAfter', 'onProgress', 'signal',
 ]);
 
@@ -188,12 +198,13 @@ export function validateAttackOptions(o: unknown): ValidatedAttackOptions {
   const iterations = opt('iterations', (v) => requirePositiveInt('iterations', v, MAX_ITERATIONS));
   const optimizer = requireOneOf('optimizer', get('optimizer', ATTACK_DEFAULTS.optimizer), ['auto', ...OPTIMIZERS] as const);
   const reduce = requireOneOf('reduce', get('reduce', ATTACK_DEFAULTS.reduce), ['auto', 'on', 'off'] as const);
+  const engine = requireOneOf('engine', get('engine', ATTACK_DEFAULTS.engine), ['auto', 'device', 'host'] as const);
   const lr = opt('lr', (v) => {
     const x = requireFiniteNumber('lr', v);
     if (!(x > 0)) throw new DlgInputError('lr', 'a finite number > 0', describe(x));
     return x;
   });
-  const init = requireOneOf('init', get('init', ATTACK_DEFAULTS.init), ['normal', 'uniform'] as const);
+  const init = requireOneOf('init', get('init', ATTACK_DEFAULTS.init), ['auto', 'normal', 'uniform', 'gradient'] as const);
   const initScale = requireFiniteNumber('initScale', get('initScale', ATTACK_DEFAULTS.initScale));
   if (!(initScale > 0)) throw new DlgInputError('initScale', 'a finite number > 0', describe(initScale));
   const seed = get('seed', ATTACK_DEFAULTS.seed);
@@ -229,7 +240,7 @@ export function validateAttackOptions(o: unknown): ValidatedAttackOptions {
     throw new DlgInputError('signal', 'an AbortSignal', describe(signal));
   }
   return {
-    restarts, iterations, optimizer, requestedOptimizer: optimizer, reduce, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
+    restarts, iterations, optimizer, requestedOptimizer: optimizer, reduce, engine, lr, init, initScale, seed, tol, loss, labels, method, readbackEvery, trajectory, maxLabelings, polish, stopAfter,
     onProgress: onProgress as ResolvedAttackOptions['onProgress'],
     signal: signal as AbortSignal | undefined,
   };
@@ -240,9 +251,11 @@ export interface AttackPlan {
   options: ResolvedAttackOptions;
   regime: RegimeInfo;
   /** Present when the attack runs on the reduced scenario. */
-  reduction?: Reduction;
+  reduction?: SubspaceReduction;
   /** Why this optimizer (and problem) was chosen, in one sentence. */
   why: string;
+  /** Whether the restarts run on the host float64 engine (no device, engine 'host', or lm on a CPU adapter). */
+  host: boolean;
 }
 
 /**
@@ -251,10 +264,13 @@ export interface AttackPlan {
  * lm beyond its caps. `lmFits(B, D, K)` says whether the lm engine that will run takes a problem
  * (default: the CPU engine's cap).
  */
-export function planAttack(scenario: Scenario, options: AttackOptions | ValidatedAttackOptions = {}, lmFits?: (B: number, D: number, K: number) => string | null): AttackPlan {
+export function planAttack(scenario: Scenario, options: AttackOptions | ValidatedAttackOptions = {}, device: GPUDevice | null = null): AttackPlan {
   const v = 'requestedOptimizer' in options ? (options as ValidatedAttackOptions) : validateAttackOptions(options);
   const sc = checkScenario(scenario);
-  const fits = lmFits ?? lmCpuFits;
+  // Where lm would run: the WGSL kernel on a GPU (or when forced), else the host float64 engine.
+  const lmOnDevice = device !== null && (v.engine === 'device' || (v.engine === 'auto' && !isCpuDevice(device)));
+  const fits = (B: number, D: number, K: number): string | null =>
+    lmOnDevice ? (fitsLm(B, D, K, device!) ? null : `the WGSL lm kernel takes at most ${LM_CAPS.N} unknowns, K ≤ ${LM_CAPS.K}, D·K ≤ ${LM_CAPS.DK}, B·K ≤ ${LM_CAPS.BK}; found ${B * D} unknowns, K = ${K}`) : lmCpuFits(B, D);
   const { info, reduction } = analyseScenario(sc, v.method === 'analytic' ? 'off' : v.reduce);
   const work = reduction?.scenario ?? sc;
   let optimizer: Optimizer;
@@ -278,6 +294,14 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
         : `auto: ${optimizer}, since lm does not take this problem (${lmReason}); ${info.summary}`;
   }
   const lm = optimizer === 'lm';
+  const host = device === null || v.engine === 'host' || (lm && !lmOnDevice);
+  if (device !== null) {
+    why += host
+      ? v.engine === 'host'
+        ? '; on the host float64 engine, as asked'
+        : '; lm on the host float64 engine: on this CPU adapter the WGSL lm kernel is no faster and costs seconds of shader compile (bench/lm-kernel.ts)'
+      : '; on the device';
+  }
   const options_: ResolvedAttackOptions = {
     ...v,
     optimizer,
@@ -285,8 +309,15 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
     iterations: v.iterations ?? (lm ? LM_DEFAULTS.iterations : ATTACK_DEFAULTS.iterations),
     readbackEvery: v.readbackEvery ?? (lm ? LM_DEFAULTS.readbackEvery : ATTACK_DEFAULTS.readbackEvery),
     lr: v.lr ?? DEFAULT_LR[optimizer],
+    init: v.init === 'auto' ? (lm ? 'gradient' : 'normal') : v.init,
   };
-  return { options: options_, regime: info, ...(reduction ? { reduction } : {}), why };
+  // stopAfter counts restarts: never more than run (known once the optimizer fixed the default P).
+  const maxRestarts = v.labels === 'infer' ? options_.restarts * v.maxLabelings : options_.restarts;
+  if (v.stopAfter > maxRestarts) {
+    const of = v.labels === 'infer' ? `restarts × maxLabelings = ${maxRestarts}` : `restarts = ${options_.restarts}`;
+    throw new DlgInputError('stopAfter', `an integer in [0, ${maxRestarts}] (at most the restarts run: ${of})`, describe(v.stopAfter));
+  }
+  return { options: options_, regime: info, ...(reduction ? { reduction } : {}), why, host };
 }
 
 /** The float64 CPU lm engine's cap (a dense n×n Cholesky per step and restart). */
@@ -408,11 +439,12 @@ export interface AttackResult {
     /** Its best point (B×D) at each snapshot. */
     points: number[][][];
   };
-  /** The options that applied (analytic recovery records only those that apply to it). */
-  options:
-    | (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number })
-    | { method: 'analytic'; labels: AttackLabels; loss: 'l2' | 'cosine'; tol: number; tolAbs: number; maxLabelings: number; reduce: ReduceMode };
+  /** The options that applied (--method analytic records only method, labels, loss and tolerances). */
+  options: (Omit<ResolvedAttackOptions, 'onProgress' | 'signal'> & { lrEffective: number; tolAbs: number }) | AnalyticOptionsOut;
 }
+
+/** What applies to --method analytic: no restarts, iterations or optimizer run. */
+export type AnalyticOptionsOut = Pick<ResolvedAttackOptions, 'method' | 'labels' | 'loss' | 'tol'> & { maxLabelings?: number; tolAbs: number };
 
 function rows(data: ArrayLike<number>, r: number, c: number, off = 0): number[][] {
   const out: number[][] = [];
@@ -439,21 +471,37 @@ export function lossQuantiles(values: ArrayLike<number>): LossQuantiles {
   return { min: q(0), q10: q(0.1), q25: q(0.25), median: q(0.5), q75: q(0.75), q90: q(0.9), max: q(1) };
 }
 
-/** Initial points for `total` restarts (total·B·D), from Rng(seed), in restart-major order. */
-export function initialPoints(total: number, B: number, D: number, init: AttackInit, scale: number, seed: number): Float64Array {
+/** Half-width, in decades, of the spread of 'gradient' init scales across restarts. */
+export const INIT_SPREAD_DECADES = 0.5;
+
+/**
+ * Initial points for `total` restarts (total·B·D), from Rng(seed), in restart-major order. For
+ * 'gradient', `scale` is the centre σ and restart p draws at σ·10^{h·(2·frac(p·φ) − 1)}, h = INIT_SPREAD_DECADES.
+ */
+export function initialPoints(total: number, B: number, D: number, init: Exclude<AttackInit, 'auto'>, scale: number, seed: number): Float64Array {
   const rng = new Rng(seed);
-  const x = new Float64Array(total * B * D);
-  for (let i = 0; i < x.length; i++) x[i] = init === 'normal' ? scale * rng.normal() : scale * (2 * rng.uniform() - 1);
+  const BD = B * D;
+  const x = new Float64Array(total * BD);
+  for (let p = 0; p < total; p++) {
+    const phi = ((p * 0.6180339887498949) % 1) * 2 - 1;
+    const sp = init === 'gradient' ? scale * 10 ** (INIT_SPREAD_DECADES * phi) : scale;
+    for (let i = p * BD; i < (p + 1) * BD; i++) x[i] = init === 'uniform' ? sp * (2 * rng.uniform() - 1) : sp * rng.normal();
+  }
   return x;
+}
+
+/** σ for 'gradient' init: R/√D with R = ‖∇W‖/‖∇b‖ (a row's norm, exact at B = 1); 1 where ∇b = 0. */
+export function gradientInitScale(gradient: { W: ArrayLike<number>; b: ArrayLike<number> }, D: number): number {
+  let w = 0;
+  let b = 0;
+  for (let i = 0; i < gradient.W.length; i++) w += gradient.W[i] * gradient.W[i];
+  for (let i = 0; i < gradient.b.length; i++) b += gradient.b[i] * gradient.b[i];
+  const R = Math.sqrt(w / b);
+  return Number.isFinite(R) && R > 0 ? R / Math.sqrt(D) : 1;
 }
 
 function layerFor(s: Scenario, y: Float64Array): Layer {
   return { B: s.B, D: s.D, K: s.K, W: s.W, b: s.b, y, reduction: s.reduction };
-}
-
-/** Placeholder until the GPU lm engine states its caps: the CPU engine's. */
-function gpuLmFits(B: number, D: number): string | null {
-  return lmCpuFits(B, D);
 }
 
 function checkScenario(s: unknown): Scenario {
@@ -461,20 +509,13 @@ function checkScenario(s: unknown): Scenario {
   const sc = s as Scenario;
   const { B, D, K } = sc;
   for (const [f, v] of [['B', B], ['D', D], ['K', K]] as const) requirePositiveInt(`scenario.${f}`, v);
-  const len = (f: string, a: unknown, n: number) => {
-    if (a === null || typeof a !== 'object' || (a as ArrayLike<number>).length !== n) {
-      throw new DlgInputError(f, `${n} numbers`, a && typeof a === 'object' ? `length ${(a as ArrayLike<number>).length}` : describe(a));
-    }
-    const arr = a as ArrayLike<number>;
-    for (let i = 0; i < n; i++) if (typeof arr[i] !== 'number' || !Number.isFinite(arr[i])) throw new DlgInputError(`${f}[${i}]`, 'a finite number', describe(arr[i]));
-  };
-  len('scenario.W', sc.W, D * K);
-  len('scenario.b', sc.b, K);
-  len('scenario.y', sc.y, B * K);
+  requireFiniteArray('scenario.W', sc.W, D * K);
+  requireFiniteArray('scenario.b', sc.b, K);
+  requireFiniteArray('scenario.y', sc.y, B * K);
   if (!sc.gradient || typeof sc.gradient !== 'object') throw new DlgInputError('scenario.gradient', 'the shared gradient {W, b}', describe(sc.gradient));
-  len('scenario.gradient.W', sc.gradient.W, D * K);
-  len('scenario.gradient.b', sc.gradient.b, K);
-  if (sc.inputs !== undefined) len('scenario.inputs', sc.inputs, B * D);
+  requireFiniteArray('scenario.gradient.W', sc.gradient.W, D * K);
+  requireFiniteArray('scenario.gradient.b', sc.gradient.b, K);
+  if (sc.inputs !== undefined) requireFiniteArray('scenario.inputs', sc.inputs, B * D);
   requireOneOf('scenario.reduction', sc.reduction, ['mean', 'sum'] as const);
   return sc;
 }
@@ -524,7 +565,8 @@ function sameUpToOrder(a: ArrayLike<number>, b: ArrayLike<number>, B: number, K:
 export async function attack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions = {}, adapterName?: string): Promise<AttackResult> {
   const t0 = performance.now();
   const sc = checkScenario(scenario);
-  const plan = planAttack(sc, options, device ? gpuLmFits : undefined);
+  const plan = planAttack(sc, options, device);
+  const dev = plan.host ? null : device;
   const tPlan = performance.now();
   const o = plan.options;
   const red = plan.reduction;
@@ -543,9 +585,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   const { onProgress, signal, ...plain } = o;
   void onProgress;
   void signal;
-  const optionsOut: AttackResult['options'] = o.method === 'analytic'
-    ? { method: 'analytic', labels: o.labels, loss: o.loss, tol: o.tol, tolAbs, maxLabelings: o.maxLabelings, reduce: o.reduce }
-    : { ...plain, lrEffective, tolAbs };
+  const optionsOut: AttackResult['options'] = { ...plain, lrEffective, tolAbs };
   const truth = sc.inputs;
   const psnr = truth && imageSide(sc.D) !== undefined ? psnrPeak(truth) : undefined;
   const regimeOut = (x?: Float64Array, y?: Float64Array): AttackResult['regime'] => {
@@ -561,7 +601,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let inference: LabelInference | undefined;
   let labelings: Float64Array[];
   if (o.labels === 'infer') {
-    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings);
+    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K) }); // the scenario's labels say whether rows are one-hot
     if (inference.tooMany) {
       throw new DlgInputError(
         'labels',
@@ -634,7 +674,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       },
       ...(m ? { metrics: metricsOf(m) } : {}),
       history: { iteration: [], bestLoss: [] },
-      options: optionsOut,
+      options: { method: o.method, labels: o.labels, ...(o.labels === 'infer' ? { maxLabelings: o.maxLabelings } : {}), loss: o.loss, tol: o.tol, tolAbs },
     };
     if (!result.labelInference) delete result.labelInference;
     result.wallTimeMs = performance.now() - t0;
@@ -666,9 +706,9 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   };
   // Initial points in the original space, projected (the reduced init is the projection of the same draw
   // where it is cheap; for large D it draws in the subspace directly, which has the same distribution).
-  const x0 = initialPoints(total, B, D, o.init, o.initScale, o.seed);
+  const x0 = initialPoints(total, B, D, o.init as Exclude<AttackInit, 'auto'>, o.init === 'gradient' ? o.initScale * gradientInitScale(sc.gradient, D) : o.initScale, o.seed);
   const tSetup0 = performance.now();
-  const engine: EngineHandle = device ? createAttackEngine(device, engineOpts) : createCpuEngine(engineOpts);
+  const engine: EngineHandle = dev ? createAttackEngine(dev, engineOpts) : createCpuEngine(engineOpts);
   const tSetup = performance.now() - tSetup0;
   const history = { iteration: [] as number[], bestLoss: [] as (number | null)[] };
   const traj = { iteration: [] as number[], bestLoss: [] as Float32Array[], points: [] as Float32Array[] };
@@ -755,7 +795,8 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       const start = Float64Array.from(pts.subarray(p * BD, (p + 1) * BD));
       let x = Float64Array.from(start);
       if (useLm) {
-        polishIterations = Math.max(polishIterations, lmRefine(layer, target, x, LM_POLISH_ITERATIONS, LM_POLISH_TOL * gNorm).iterations);
+        const lambda0 = st.lambda && Number.isFinite(st.lambda[p]) ? st.lambda[p] : undefined;
+        polishIterations = Math.max(polishIterations, lmRefine(layer, target, x, LM_POLISH_ITERATIONS, LM_POLISH_TOL * gNorm, lambda0).iterations);
       } else {
         const cpu = createCpuEngine({
           layer, target, P: 1, optimizer: 'lbfgs', lr: 1, loss: o.loss,
@@ -866,13 +907,13 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     method: 'optimize',
     optimizer: o.optimizer,
     regime: regimeOut(reconFull, yBest),
-    engine: { kernel, backend: device ? 'webgpu' : 'cpu', why: plan.why },
+    engine: { kernel, backend: dev ? 'webgpu' : 'cpu', why: plan.why },
     iterations: done,
     stoppedBy,
     wallTimeMs: 0,
     timing: { planMs: tPlan - t0, engineSetupMs: tSetup, runMs: tRun, polishMs: tPolish },
-    adapter: device ? (adapterName ?? 'unknown adapter') : 'cpu (float64 reference engine)',
-    backend: device ? 'webgpu' : 'cpu',
+    adapter: dev ? (adapterName ?? 'unknown adapter') : device ? `host float64 engine (device: ${adapterName ?? 'unknown adapter'})` : 'cpu (float64 reference engine)',
+    backend: dev ? 'webgpu' : 'cpu',
     restarts: {
       count: total,
       perLabeling: P,

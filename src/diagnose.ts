@@ -1,5 +1,5 @@
 /**
- * Diagnostics at the truth (see docs in math.md, "Diagnostics at the truth"):
+ * Diagnostics at the truth (see docs/math.md, "Diagnostics at the truth"):
  * - identifiability: the Jacobian J = ∂(vec ∇W, ∇b)/∂x, (D·K+K)×(B·D), its singular values and
  *   numerical rank; the solution set near x has dimension B·D − rank;
  * - flatness: at the truth the residual is 0, so ∇²L_r = 2JᵀJ exactly; its smallest non-zero
@@ -164,13 +164,23 @@ export function jacobianGram(layer: Layer, x: ArrayLike<number>): { side: 'cols'
   return { side: 'rows', n: rows, gram: g };
 }
 
+/**
+ * What diagnose() costs before it runs: the Gram matrix side n = min(D·K+K, B·D), the memory of
+ * the Gram matrix and the eigen workspace (2n² float64), and a rough time (n³ ns, measured on one
+ * core for the values-only eigen-decomposition).
+ */
+export function diagnoseCost(B: number, D: number, K: number): { n: number; bytes: number; seconds: number } {
+  const n = Math.min(D * K + K, B * D);
+  return { n, bytes: 16 * n * n + 8 * (B * D + D * K + B * K) * 4, seconds: n ** 3 * 1e-9 };
+}
+
 /** Full diagnosis at the truth. Cost: the Gram matrix (see jacobianGram) plus O(min(m,n)³) eigenvalues. */
-export function diagnose(scenario: Scenario, opts: { epsilon?: number } = {}): Diagnosis {
+export function diagnose(scenario: Scenario, opts: { epsilon?: number; onProgress?: (fraction: number) => void } = {}): Diagnosis {
   const { B, D, K } = scenario;
   const rows = D * K + K;
   const cols = B * D;
   const { gram, n: gn } = jacobianGram(scenario, truthOf(scenario));
-  const lambda = symmetricEigen(gram, gn).values;
+  const lambda = symmetricEigen(gram, gn, { onProgress: opts.onProgress }).values;
   const sv = new Float64Array(gn);
   for (let i = 0; i < gn; i++) sv[i] = Math.sqrt(Math.max(lambda[gn - 1 - i], 0));
   const sigmaMax = sv.length > 0 ? sv[0] : 0;

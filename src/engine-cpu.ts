@@ -30,7 +30,7 @@
  */
 import type { Gradient, Layer, MatchLoss, ObjectiveValue } from './model.js';
 import { matchCosine, matchL2 } from './model.js';
-import { DlgInputError, describe, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
+import { DlgInputError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from './errors.js';
 import { LM_LAMBDA0, type LmState, lmStep } from './lm.js';
 
 export type Optimizer = 'gd' | 'adam' | 'lbfgs' | 'lm';
@@ -111,19 +111,9 @@ export interface ResolvedEngineOptions {
   label: string;
 }
 
+/** A validated float64 copy. */
 function requireArray(field: string, v: unknown, n: number): Float64Array {
-  if (v === null || typeof v !== 'object' || typeof (v as ArrayLike<number>).length !== 'number') {
-    throw new DlgInputError(field, `an array of ${n} finite numbers`, describe(v));
-  }
-  const a = v as ArrayLike<number>;
-  if (a.length !== n) throw new DlgInputError(field, `an array of ${n} finite numbers`, `length ${a.length}`);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const x = a[i];
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw new DlgInputError(`${field}[${i}]`, 'a finite number', describe(x));
-    out[i] = x;
-  }
-  return out;
+  return Float64Array.from(requireFiniteArray(field, v, n));
 }
 
 export function resolveEngineOptions(opts: EngineOptions): ResolvedEngineOptions {

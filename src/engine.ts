@@ -39,6 +39,9 @@ import {
   type EngineHandle,
   type EngineOptions,
   type EngineStatus,
+  LBFGS_ARMIJO_C1,
+  LBFGS_CURVATURE_EPS,
+  LBFGS_MAX_HALVINGS,
   LBFGS_MAX_HISTORY,
   type ResolvedEngineOptions,
   checkInputs,
@@ -148,11 +151,18 @@ const layoutFor = perDevice((device: GPUDevice) => {
 });
 
 type ShaderKernel = EngineKernel | 'pair';
+/** The L-BFGS constants, defined once in engine-cpu.ts, in front of attack_common.wgsl. */
+const LBFGS_WGSL = `const MAX_H: u32 = ${LBFGS_MAX_HISTORY}u;
+const MAX_HALVINGS: u32 = ${LBFGS_MAX_HALVINGS}u;
+const ARMIJO_C1: f32 = ${LBFGS_ARMIJO_C1};
+const CURV_EPS: f32 = ${LBFGS_CURVATURE_EPS};
+`;
+const PRELUDE = LBFGS_WGSL + commonSrc;
 const SHADERS: Record<ShaderKernel, string> = {
-  invocation: commonSrc + rowsSrc + invocationSrc,
-  workgroup: commonSrc + rowsSrc + workgroupSrc,
-  pair: commonSrc + rowsSrc + pairSrc,
-  stream: commonSrc + streamSrc,
+  invocation: PRELUDE + rowsSrc + invocationSrc,
+  workgroup: PRELUDE + rowsSrc + workgroupSrc,
+  pair: PRELUDE + rowsSrc + pairSrc,
+  stream: PRELUDE + streamSrc,
 };
 
 /**

@@ -50,3 +50,17 @@ export function requireOneOf<T extends string>(field: string, v: unknown, option
   }
   return v as T;
 }
+
+/** An array (any ArrayLike) of exactly n finite numbers; returns it unchanged. The one array validator. */
+export function requireFiniteArray(field: string, v: unknown, n: number): ArrayLike<number> {
+  if (v === null || typeof v !== 'object' || typeof (v as ArrayLike<number>).length !== 'number') {
+    throw new DlgInputError(field, `an array of ${n} finite numbers`, describe(v));
+  }
+  const a = v as ArrayLike<number>;
+  if (a.length !== n) throw new DlgInputError(field, `length ${n}`, `length ${a.length}`);
+  for (let i = 0; i < n; i++) {
+    const x = a[i];
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new DlgInputError(`${field}[${i}]`, 'a finite number', describe(x));
+  }
+  return a;
+}

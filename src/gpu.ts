@@ -126,14 +126,35 @@ export function dispatch2d(device: GPUDevice, count: number): [number, number] {
 }
 
 /**
- * Whether the device runs on the CPU (lavapipe, SwiftShader, WARP), from device.adapterInfo. Some
- * kernel choices flip there: a lane is an invocation and per-lane loads are costly, so one restart
- * per invocation streaming vec4s beats a workgroup per restart; on GPUs it is the other way round.
+ * What kind of adapter a device runs on, from device.adapterInfo: the one place that sniffs it.
+ * - 'llvmpipe': Mesa's lavapipe (the Node tests' adapter);
+ * - 'swiftshader': Chromium's CPU adapter;
+ * - 'cpu': another software adapter (WARP, a fallback adapter);
+ * - 'gpu': anything else that names itself; 'unknown' when there is no adapterInfo.
+ */
+export type AdapterKind = 'llvmpipe' | 'swiftshader' | 'cpu' | 'gpu' | 'unknown';
+
+export interface AdapterProfile {
+  kind: AdapterKind;
+  /** Runs on the CPU: a lane is an invocation and per-lane loads are costly. */
+  cpu: boolean;
+}
+
+export function adapterProfile(device: GPUDevice): AdapterProfile {
+  const info = (device as { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
+  if (!info) return { kind: 'unknown', cpu: false };
+  const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  let kind: AdapterKind = 'gpu';
+  if (/llvmpipe/.test(info.description?.toLowerCase() ?? '') || (info.vendor === 'mesa' && info.architecture === 'software')) kind = 'llvmpipe';
+  else if (/swiftshader/.test(s)) kind = 'swiftshader';
+  else if (info.isFallbackAdapter || /llvmpipe|lavapipe|software|warp|basic render/.test(s)) kind = 'cpu';
+  return { kind, cpu: kind !== 'gpu' };
+}
+
+/**
+ * Whether the device runs on the CPU (lavapipe, SwiftShader, WARP). Some kernel choices flip there:
+ * one restart per invocation streaming vec4s beats a workgroup per restart; on GPUs it is the other way round.
  */
 export function isCpuDevice(device: GPUDevice): boolean {
-  const info = (device as { adapterInfo?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).adapterInfo;
-  if (!info) return false;
-  if (info.isFallbackAdapter) return true;
-  const s = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
-  return /llvmpipe|lavapipe|swiftshader|software|warp|basic render/.test(s);
+  return adapterProfile(device).cpu;
 }

@@ -1,19 +1,40 @@
-/** Browser-safe library entry: everything here runs on navigator.gpu or plain JS. */
-export * from './errors.js';
-export * from './model.js';
-export * from './scenario.js';
-export * from './rng.js';
-export * from './device.js';
-export * from './gpu.js';
-export * from './datasets.js';
-export * from './linalg.js';
-export * from './diagnose.js';
-export * from './objective.js';
-export * from './attack.js';
-export * from './labels.js';
-export * from './matching.js';
-export * from './analytic.js';
-export * from './plane.js';
-export * from './surface.js';
-export * from './census.js';
-export * from './engine.js';
+/**
+ * Browser-safe library entry: everything here runs on navigator.gpu or plain JS.
+ * This is the documented surface (docs/library.md); internals (kernel caps, shader entry points,
+ * optimizer constants) stay in their modules, where tests import them directly.
+ * One line per module: to publish a new module's API, add its line to the right group.
+ */
+
+// Errors
+export { DlgInputError, DlgRuntimeError } from './errors.js';
+
+// Devices
+export { type DlgDevice, type RequestDeviceOptions, requestBrowserDevice, requestDeviceFrom } from './device.js';
+
+// The model and its float64 reference
+export { type Gradient, type Layer, type MatchLoss, type Reduction, bceLoss, forward, matchCosine, matchL2, matchLoss, sigmoid, victimGradient } from './model.js';
+
+// Scenarios and data sets
+export { SCENARIO_FORMAT, type Scenario, type ScenarioJson, makeScenario, parseFakeBatches, parseScenario, scenarioToJson } from './scenario.js';
+export { DATASET_INFO, DATASET_NAMES, type DatasetName, type DatasetRows, type SimulateOptions, defaultScenario, parseDatasetCsv, simulateScenario } from './datasets.js';
+export { Rng } from './rng.js';
+
+// Attack
+export { ATTACK_DEFAULTS, DEFAULT_LR, LM_DEFAULTS, type AttackInit, type AttackLabels, type AttackMethod, type AttackOptimizer, type AttackOptions, type AttackPlan, type AttackProgress, type AttackResult, type EngineChoice, type LossQuantiles, type ResolvedAttackOptions, type RestartOutcome, type ValidatedAttackOptions, attack, planAttack, validateAttackOptions } from './attack.js';
+export { type SubspaceReduction, type ReduceMode, type Regime, type RegimeInfo, analyseScenario, reduceScenario } from './reduce.js';
+export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './lm.js';
+export { type LmTuning, type LmVariant, createLmEngine, fitsLm } from './engine-lm.js';
+export { type EngineKernel, type EngineTuning, createAttackEngine } from './engine.js';
+export { type EngineHandle, type EngineOptions, type EngineStatus, type Optimizer, type RestartStatus, OPTIMIZERS, createCpuEngine } from './engine-cpu.js';
+export { type ObjectiveHandle, type ObjectiveOptions, type ObjectiveRegime, type VictimGradientHandle, createObjective, createVictimGradient } from './objective.js';
+export { type AnalyticRecovery, analyticRecover } from './analytic.js';
+export { type ColumnInference, type LabelInference, inferLabels } from './labels.js';
+export { SUCCESS_REL_ERROR, type Assignment, type MatchRowsOptions, type ReconstructionMetrics, matchRows, reconstructionMetrics } from './matching.js';
+
+// Diagnosis
+export { type Diagnosis, diagnose, flattestDirections, solutionDimension } from './diagnose.js';
+
+// Loss surfaces
+export { type CoordinatePlaneOptions, type FlattestPlaneOptions, type Plane, type PlaneJson, type PlaneMarker, type RandomPlaneOptions, type ThreePointOptions, coordinatePlane, explicitPlane, flattestPlane, planeToJson, projectOntoPlane, randomPlane, threePointPlane, validatePlane } from './plane.js';
+export { MAX_RESOLUTION, type SurfaceHandle, type SurfaceKernel, type SurfaceOptions, type SurfacePath, createSurface, surface, surfaceCpu } from './surface.js';
+export { type Census, type CensusMinimum, type CensusOptions, basinCensus, formatCensus } from './census.js';

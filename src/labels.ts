@@ -1,5 +1,5 @@
 /**
- * Label inference from the shared bias gradient (sigmoid BCE, hard labels; math.md):
+ * Label inference from the shared bias gradient (sigmoid BCE, hard labels; docs/math.md):
  * e_nk ∈ (−1/N, 0) when y_nk = 1 and ∈ (0, 1/N) when y_nk = 0, so with v = N·g_k the number of
  * ones in column k satisfies c₁ ∈ (−v, B − v) ∩ ℤ. At B = 1 this is exact (y_k = 1 ⇔ g_k < 0).
  * For B > 1 the counts may be ambiguous, and the row order never matters to the attack, so the
@@ -44,6 +44,23 @@ export interface LabelInference {
   maxLabelings: number;
   /** One line for people. */
   summary: string;
+  /** Set when rows were constrained to be one-hot (exactly one 1 per row). */
+  oneHot?: boolean;
+}
+
+/** True when every row of the B×K labels is one-hot (K > 1, entries 0/1, one 1 per row). */
+export function isOneHot(y: ArrayLike<number>, B: number, K: number): boolean {
+  if (K < 2) return false;
+  for (let n = 0; n < B; n++) {
+    let ones = 0;
+    for (let k = 0; k < K; k++) {
+      const v = y[n * K + k];
+      if (v !== 0 && v !== 1) return false;
+      ones += v;
+    }
+    if (ones !== 1) return false;
+  }
+  return true;
 }
 
 /** Candidate counts of ones per column from ∇b. */
@@ -79,19 +96,20 @@ export function inferSingleLabels(gb: ArrayLike<number>): Float64Array {
  * Enumerates multisets of B rows (K-bit patterns) whose column counts lie in the candidate
  * sets, stopping once more than `max` are found or the work budget is spent.
  */
-function enumerate(cols: ColumnInference[], B: number, K: number, max: number): { list: number[][]; overflow: boolean } {
+function enumerate(cols: ColumnInference[], B: number, K: number, max: number, oneHot = false): { list: number[][]; overflow: boolean } {
   const lo = cols.map((c) => c.candidates[0]);
   const hi = cols.map((c) => c.candidates[c.candidates.length - 1]);
   const allowed = cols.map((c) => new Set(c.candidates));
-  const codes = 2 ** K;
   if (K > 30) return { list: [], overflow: true };
+  // Row patterns in descending code order: every K-bit pattern, or only the K one-hot ones.
+  const codes = oneHot ? Array.from({ length: K }, (_, k) => 2 ** (K - 1 - k)) : Array.from({ length: 2 ** K }, (_, i) => 2 ** K - 1 - i);
   const list: number[][] = [];
   const rows: number[] = [];
   const sums = new Int32Array(K);
   let work = 0;
   let overflow = false;
   // Rows in non-increasing code order, so each multiset is produced once.
-  const rec = (maxCode: number): void => {
+  const rec = (from: number): void => {
     if (overflow) return;
     const r = rows.length;
     if (r === B) {
@@ -101,7 +119,8 @@ function enumerate(cols: ColumnInference[], B: number, K: number, max: number): 
       return;
     }
     const left = B - r - 1; // rows still to choose after this one
-    for (let code = maxCode; code >= 0; code--) {
+    for (let i = from; i < codes.length; i++) {
+      const code = codes[i];
       work += K;
       if (work > ENUMERATION_BUDGET) {
         overflow = true;
@@ -115,28 +134,39 @@ function enumerate(cols: ColumnInference[], B: number, K: number, max: number): 
       if (!ok) continue;
       for (let k = 0; k < K; k++) sums[k] += (code >> k) & 1;
       rows.push(code);
-      rec(code);
+      rec(i);
       rows.pop();
       for (let k = 0; k < K; k++) sums[k] -= (code >> k) & 1;
       if (overflow) return;
     }
   };
-  rec(codes - 1);
+  rec(0);
   return { list, overflow };
 }
 
 /** Full inference: per-column counts and, when few enough, the candidate labellings. */
-export function inferLabels(gb: ArrayLike<number>, B: number, K: number, reduction: Reduction, maxLabelings = 16): LabelInference {
+export function inferLabels(
+  gb: ArrayLike<number>,
+  B: number,
+  K: number,
+  reduction: Reduction,
+  maxLabelings = 16,
+  opts: { oneHot?: boolean } = {},
+): LabelInference {
   const columns = inferColumnCounts(gb, B, K, reduction);
   const countsDetermined = columns.every((c) => c.determined);
-  const base = { B, K, exact: B === 1, columns, countsDetermined, maxLabelings };
+  const oneHot = (opts.oneHot ?? false) && K > 1;
+  const base = { B, K, exact: B === 1, columns, countsDetermined, maxLabelings, ...(oneHot ? { oneHot } : {}) };
   if (B === 1) {
     const y = inferSingleLabels(gb);
     return { ...base, labelings: [y], count: 1, tooMany: false, summary: 'B = 1: the sign of ∇b gives every label exactly' };
   }
-  const { list, overflow } = enumerate(columns, B, K, maxLabelings);
+  const { list, overflow } = enumerate(columns, B, K, maxLabelings, oneHot);
   const ambiguous = columns.filter((c) => !c.determined).map((c) => c.column);
-  const counts = `${K - ambiguous.length} of ${K} column counts determined by ∇b` + (ambiguous.length ? ` (ambiguous: columns ${ambiguous.join(', ')})` : '');
+  const counts =
+    `${K - ambiguous.length} of ${K} column counts determined by ∇b` +
+    (ambiguous.length ? ` (ambiguous: columns ${ambiguous.join(', ')})` : '') +
+    (oneHot ? '; rows one-hot' : '');
   if (overflow) {
     return {
       ...base,

@@ -149,10 +149,19 @@ export function lmStep(layer: Layer, target: Gradient, x: Float64Array, f: numbe
 
 /**
  * Float64 LM from x (in place) until L_r ≤ tolAbs, λ stalls, or `iterations` steps: the polish that
- * takes a device point (f32) to machine precision. Returns the final loss and the steps taken.
+ * takes a device point (f32) to machine precision. λ starts at lambda0 (clamped to [LM_LAMBDA_MIN, LM_LAMBDA0]). Returns the final loss and the steps taken.
  */
-export function lmRefine(layer: Layer, target: Gradient, x: Float64Array, iterations: number, tolAbs: number): { loss: number; iterations: number; lambda: number } {
-  const state: LmState = { lambda: LM_LAMBDA0, nu: 2 };
+export function lmRefine(
+  layer: Layer,
+  target: Gradient,
+  x: Float64Array,
+  iterations: number,
+  tolAbs: number,
+  lambda0 = LM_LAMBDA0,
+): { loss: number; iterations: number; lambda: number } {
+  // Starting from a converged device point, its own λ (already small) saves the ~log₃(λ₀/λ) steps
+  // that λ would otherwise take to come down before Gauss–Newton resolves the flat directions.
+  const state: LmState = { lambda: Math.min(Math.max(lambda0, LM_LAMBDA_MIN), LM_LAMBDA0), nu: 2 };
   let v = matchL2(layer, target, x);
   let it = 0;
   while (it < iterations && Number.isFinite(v.loss) && v.loss > tolAbs) {

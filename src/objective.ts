@@ -12,7 +12,7 @@
  * - 'workgroup' (shaders/objective_workgroup.wgsl): one workgroup per restart, sums over the D input
  *   features reduced through workgroup memory. Needs K ≤ workgroupMaxK and B·K ≤ workgroupMaxBK.
  */
-import { DlgInputError, describe, requireOneOf, requirePositiveInt } from './errors.js';
+import { DlgInputError, describe, requireFiniteArray, requireOneOf, requirePositiveInt } from './errors.js';
 import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from './gpu.js';
 import { type Gradient, type Layer, normaliser } from './model.js';
 import commonSrc from '../shaders/objective_common.wgsl';
@@ -102,15 +102,6 @@ function capsText(regime: ObjectiveRegime): string {
     return `D a multiple of 4, K ≤ ${c.streamMaxK} (MAX_K), B·K ≤ ${c.streamMaxBK} (MAX_BK) and D·K ≤ ${c.streamMaxDK} (MAX_COLS) for the 'stream' kernel`;
   }
   return `K ≤ ${c.workgroupMaxK} (MAX_K) and B·K ≤ ${c.workgroupMaxBK} (MAX_BK) for the 'workgroup' kernel`;
-}
-
-function requireFiniteArray(field: string, v: ArrayLike<number> | undefined, len: number): void {
-  if (v === undefined || v === null || typeof v.length !== 'number') throw new DlgInputError(field, `${len} numbers`, describe(v));
-  if (v.length !== len) throw new DlgInputError(field, `length ${len}`, `length ${v.length}`);
-  for (let i = 0; i < len; i++) {
-    const x = v[i];
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw new DlgInputError(`${field}[${i}]`, 'a finite number', describe(x));
-  }
 }
 
 /** Validates the layer's sizes and arrays (labels in [0,1]). */

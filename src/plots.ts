@@ -11,7 +11,6 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { DlgRuntimeError } from './errors.js';
 import { writeFileAtomic } from './io.js';
-import type { ConfigResult } from './study.js';
 
 export type VegaLiteSpec = TopLevelSpec;
 
@@ -83,7 +82,29 @@ export async function writePlot(base: string, spec: VegaLiteSpec, opts: { scale?
 /** Log axes cannot show 0: relative losses are floored here (f32 losses can round to exactly 0). */
 export const LOSS_FLOOR = 1e-20;
 
-function shapeLabel(r: ConfigResult): string {
+/**
+ * What the study plots read of one configuration's result. study.ts's ConfigResult has all of it;
+ * declaring it here keeps plots.ts below study.ts (no import cycle).
+ */
+export interface StudyPlotRow {
+  key: string;
+  dataset: string;
+  B: number;
+  D: number;
+  K: number;
+  optimizer: string;
+  successRate: number;
+  restartSuccessRate: number;
+  identifiable: boolean;
+  itersToSuccess: { q25: number; median: number; q75: number } | null;
+  /** Iterations to tolerance of a typical run (quartiles over solved scenarios); plot e prefers it. */
+  itersTypical?: { q25: number; median: number; q75: number } | null;
+  diagnosis: { kappa: { median: number } | null; smallestEigenvalue: { median: number } };
+  history: { iteration: number[]; median: number[]; q25: number[]; q75: number[] };
+  scenarios: readonly { success: boolean; kappa: number | null; itersMedianSuccessful: number | null }[];
+}
+
+function shapeLabel(r: StudyPlotRow): string {
   return r.dataset === 'gaussian' ? `D=${r.D}, K=${r.K}` : `${r.dataset} (D=${r.D}, K=${r.K})`;
 }
 
@@ -99,13 +120,13 @@ function sortedUnique<T>(xs: T[], key: (x: T) => number[]): T[] {
 }
 
 const DATASET_ORDER: Record<string, number> = { gaussian: 0, iris: 1, digits: 2 };
-const shapeKey = (r: ConfigResult) => [DATASET_ORDER[r.dataset] ?? 9, r.D, r.K];
+const shapeKey = (r: StudyPlotRow) => [DATASET_ORDER[r.dataset] ?? 9, r.D, r.K];
 
 const log2Axis = (values: number[]) => ({ type: 'log' as const, base: 2, domain: [Math.min(...values), Math.max(...values)] });
 
 /** The five study figures as vega-lite specs, keyed by file name (without extension). */
 export function studyPlotSpecs(
-  results: ConfigResult[],
+  results: StudyPlotRow[],
 ): Record<'a_loss_vs_iteration' | 'b_success_vs_batch' | 'c_phase_diagram' | 'd_flatness_vs_batch' | 'd_iterations_vs_kappa' | 'e_iterations_vs_kappa_by_optimizer', VegaLiteSpec> {
   const shapeOrder = sortedUnique(results, shapeKey).map(shapeLabel).filter((v, i, a) => a.indexOf(v) === i);
   const optimizers = [...new Set(results.map((r) => r.optimizer))];

@@ -46,7 +46,7 @@ export interface RegimeInfo {
   summary: string;
 }
 
-export interface Reduction {
+export interface SubspaceReduction {
   /** The reduced scenario: D = B, W = VᵀW, gradient (VᵀG, g), inputs C = x·V when the truth is known. */
   scenario: Scenario;
   /** V (D×B, row-major V[d·B + j]), orthonormal columns. */
@@ -90,7 +90,7 @@ function describeRegime(i: Omit<RegimeInfo, 'summary'>, B: number, D: number, K:
 }
 
 /** The regime of a scenario and, where it applies, its reduction (mode 'off' never reduces). */
-export function analyseScenario(s: Scenario, mode: ReduceMode = 'auto'): { info: RegimeInfo; reduction?: Reduction } {
+export function analyseScenario(s: Scenario, mode: ReduceMode = 'auto'): { info: RegimeInfo; reduction?: SubspaceReduction } {
   const { B, D, K } = s;
   const { values, U } = svdOf(s);
   const rank = rankOf(values, D, K);
@@ -191,6 +191,6 @@ export function analyseScenario(s: Scenario, mode: ReduceMode = 'auto'): { info:
  * `reduceScenario(scenario) → {scenario, lift, …}`: the subspace reduction (throws DlgInputError
  * naming the rank where it does not apply: B > K, D ≤ B, or rank ∇W < B).
  */
-export function reduceScenario(s: Scenario): Reduction {
+export function reduceScenario(s: Scenario): SubspaceReduction {
   return analyseScenario(s, 'on').reduction!;
 }

@@ -6,13 +6,13 @@
  * 16384² render holds one field and one band, not several full images.
  */
 import { once } from 'node:events';
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
 import { crc32, createDeflate } from 'node:zlib';
 import { Resvg } from '@resvg/resvg-js';
-import { interpolateMagma, interpolateViridis } from 'd3-scale-chromatic';
+import { colormapRgb, fieldRange, logFieldRange, scaleDomain } from './colorscale.js';
 import { DlgInputError } from './errors.js';
+import { commitTemp, createTempPath, discardTemp, removeStaleTemps } from './io.js';
 import type { Plane } from './plane.js';
 
 export type Colormap = 'viridis' | 'magma';
@@ -52,57 +52,17 @@ function font(): string {
 
 /** 256-entry RGB lookup table of a d3 perceptual colour map. */
 export function colormapLut(name: Colormap): Uint8Array {
-  const f = name === 'magma' ? interpolateMagma : interpolateViridis;
-  const lut = new Uint8Array(256 * 3);
-  for (let i = 0; i < 256; i++) {
-    const hex = f(i / 255);
-    lut[i * 3] = parseInt(hex.slice(1, 3), 16);
-    lut[i * 3 + 1] = parseInt(hex.slice(3, 5), 16);
-    lut[i * 3 + 2] = parseInt(hex.slice(5, 7), 16);
-  }
-  return lut;
+  return colormapRgb(name);
 }
 
-/** The colour-scale range: [log10 min positive, log10 max] (log) or [min, max] (linear). */
+/**
+ * The colour-scale range, [lo, hi] in log10 units (log) or values (linear): the explorer's scale
+ * (colorscale.ts), so that a PNG and the page colour a field alike.
+ */
 export function valueRange(field: ArrayLike<number>, scale: 'log' | 'linear'): [number, number] {
-  let lo = Infinity;
-  let hi = -Infinity;
-  if (scale === 'log' && field instanceof Float32Array) {
-    // Positive finite float32s order like their bit patterns (0 < bits < 0x7f800000): one integer pass.
-    const bits = new Uint32Array(field.buffer, field.byteOffset, field.length);
-    let bl = 0x7f800000;
-    let bh = 0;
-    for (let p = 0; p < bits.length; p++) {
-      const b = bits[p];
-      if (b === 0 || b >= 0x7f800000) continue; // zero, ±Inf, NaN, negatives (sign bit set)
-      if (b < bl) bl = b;
-      if (b > bh) bh = b;
-    }
-    if (bh > 0) {
-      const f = new Float32Array(new Uint32Array([bl, bh]).buffer);
-      lo = f[0];
-      hi = f[1];
-    }
-  } else {
-    for (let p = 0; p < field.length; p++) {
-    const v = field[p];
-    if (!Number.isFinite(v)) continue;
-    if (scale === 'log' && !(v > 0)) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-    }
-  }
-  if (!(lo <= hi)) return scale === 'log' ? [-1, 0] : [0, 1];
-  if (scale === 'log') {
-    lo = Math.log10(lo);
-    hi = Math.log10(hi);
-    lo = Math.max(lo, hi - 30); // f32 denormals would stretch the bar uselessly
-  }
-  if (hi - lo < 1e-9 * Math.max(1, Math.abs(hi))) {
-    lo -= 0.5;
-    hi += 0.5;
-  }
-  return [lo, hi];
+  const r = scale === 'log' && field instanceof Float32Array ? logFieldRange(field) : fieldRange(field);
+  const d = scaleDomain(scale, r);
+  return [d.lo, d.hi];
 }
 
 function niceTicks(lo: number, hi: number, target: number): number[] {
@@ -264,8 +224,14 @@ class PngStream {
     level: number,
   ) {
     this.deflate = createDeflate({ level, chunkSize: 1 << 20 });
-    this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-    this.fd = openSync(this.tmp, 'w');
+    removeStaleTemps(path);
+    this.tmp = createTempPath(path);
+    try {
+      this.fd = openSync(this.tmp, 'wx');
+    } catch (err) {
+      discardTemp(this.tmp);
+      throw err;
+    }
     writeSync(this.fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     const ihdr = Buffer.alloc(13);
     ihdr.writeUInt32BE(width, 0);
@@ -305,7 +271,7 @@ class PngStream {
     if (this.failed) throw this.failed;
     this.chunk('IEND', Buffer.alloc(0));
     closeSync(this.fd);
-    renameSync(this.tmp, this.path);
+    commitTemp(this.tmp, this.path, '--out');
   }
 
   abort(): void {
@@ -315,7 +281,7 @@ class PngStream {
     } catch {
       /* closed */
     }
-    rmSync(this.tmp, { force: true });
+    discardTemp(this.tmp);
   }
 }
 

@@ -62,6 +62,15 @@ export function parseMatrix(field: string, v: unknown, rows?: number, cols?: num
 }
 
 /** Validates a parsed JSON value as a scenario. Throws DlgInputError naming the field. */
+/** The keys a dlg-scenario/1 object may have. */
+export const SCENARIO_KEYS = ['format', 'reduction', 'weights', 'bias', 'labels', 'gradient', 'inputs'] as const;
+
+/** Keys of a scenario object that dlg does not read (e.g. a misspelled "input"). */
+export function unknownScenarioKeys(json: unknown): string[] {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return [];
+  return Object.keys(json).filter((k) => !(SCENARIO_KEYS as readonly string[]).includes(k));
+}
+
 export function parseScenario(json: unknown): Scenario {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new DlgInputError('scenario', 'a JSON object', describe(json));

@@ -4,7 +4,7 @@
  * W, b — the engine's `groups` — and differ in inputs and labels), then scores every restart
  * against the truth and diagnoses every scenario at the truth (rank, κ).
  *
- * Measurement rules (also in README-study):
+ * Measurement rules (also in docs/study.md):
  * - Each scenario s stops a restart once L_r ≤ tol_s = (½·10⁻³·‖x_s‖·σ_min,s)², σ_min,s the smallest
  *   non-zero singular value of J at the truth. Near an isolated solution L_r ≥ σ_min²‖δ‖², so a
  *   stopped restart is within relative error ½·10⁻³ (to first order): the stopping iteration is
@@ -45,12 +45,12 @@ import { checkLmCaps, fitsLm } from './engine-lm.js';
 import { isCpuDevice } from './gpu.js';
 import { DlgInputError, describe } from './errors.js';
 import { LM_CPU_MAX_UNKNOWNS } from './attack.js';
-import { checkWritable, ensureDir, writeFileAtomic } from './io.js';
+import { checkOutputDir, checkWritable, ensureDir, writeFileAtomic } from './io.js';
 import { reconstructionMetrics } from './matching.js';
 import { gradientNormSq } from './model.js';
 import { studyPlotSpecs, writePlot } from './plots.js';
 import { Rng } from './rng.js';
-import { type Reduction, type Regime, analyseScenario } from './reduce.js';
+import { type Regime, type SubspaceReduction, analyseScenario } from './reduce.js';
 import { type Scenario, makeScenario } from './scenario.js';
 import { studySummaryMarkdown } from './study-report.js';
 
@@ -378,6 +378,8 @@ export interface StudyRunOptions extends StudyHooks {
   out?: string;
   /** Skip configurations already in out/results.jsonl with the same settings. */
   resume?: boolean;
+  /** Replace earlier results in `out` (without it, or `resume`, a folder with results.jsonl is refused). */
+  overwrite?: boolean;
   /** Write the plots at the end (default true when `out` is given). */
   plots?: boolean;
   /** Name of the backend for the records (e.g. the adapter); default 'webgpu' or 'cpu'. */
@@ -437,7 +439,7 @@ export interface StudyProblem {
   /** The working scenario (D = B when reduced), with its inputs (C = x·V) for the diagnosis. */
   scenario: Scenario;
   regime: Regime;
-  reduction?: Reduction;
+  reduction?: SubspaceReduction;
   /** ‖(I − VVᵀ)∇W‖² (0 unless reduced): L_r of the full problem = L_r of the working one + this. */
   outside: number;
 }
@@ -837,7 +839,8 @@ export async function writeStudyOutputs(
  * Runs the study. `device` null ⇒ the float64 CPU engine. With `out`, every finished
  * configuration is appended to out/results.jsonl (the file is rewritten atomically, so it never
  * holds a partial line), results.csv is refreshed, and the plots are drawn at the end.
- * Without `resume`, an existing results.jsonl is replaced once the first configuration finishes.
+ * An existing results.jsonl is refused unless `resume` (continue it) or `overwrite` (replace it once the
+ * first configuration finishes).
  */
 export async function study(device: GPUDevice | null, config: unknown, run: StudyRunOptions = {}): Promise<StudyResult> {
   const c = validateStudyConfig(config);
@@ -846,15 +849,17 @@ export async function study(device: GPUDevice | null, config: unknown, run: Stud
   let previous: ConfigResult[] = [];
   let jsonl: string | undefined;
   if (run.out !== undefined) {
-    try {
-      ensureDir(run.out);
-    } catch (err) {
-      throw new DlgInputError('out', 'a folder that exists or can be created', `${run.out} (${(err as Error).message})`);
-    }
+    checkOutputDir('out', run.out);
     jsonl = join(run.out, 'results.jsonl');
-    checkWritable('out', jsonl);
-    checkWritable('out', join(run.out, 'results.csv'));
+    if (!run.resume && !run.overwrite && existsSync(jsonl)) {
+      const n = readFileSync(jsonl, 'utf8').split('\n').filter((l) => l.trim() !== '').length;
+      throw new DlgInputError('out', 'a folder without earlier results (--resume continues them, --overwrite replaces them)', `${run.out} (results.jsonl holds ${n} configuration(s))`);
+    }
     if (run.resume) previous = readStudyResults(jsonl);
+    ensureDir(run.out, 'out');
+    for (const f of ['results.jsonl', 'results.csv', ...(run.plots === false ? [] : STUDY_PLOT_NAMES.flatMap((p) => [`${p}.png`, `${p}.svg`]))]) {
+      checkWritable('out', join(run.out, f));
+    }
   }
   const byKey = new Map(previous.map((r) => [r.key, r]));
   const skipped: string[] = [];

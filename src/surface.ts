@@ -10,7 +10,7 @@ import directSrc from '../shaders/surface_direct.wgsl';
 import smallSrc from '../shaders/surface_small.wgsl';
 import unrolledSrc from '../shaders/surface_unrolled.wgsl';
 import { DlgInputError, describe } from './errors.js';
-import { Readback, computeBindGroupLayout, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
+import { Readback, adapterProfile, computeBindGroupLayout, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from './gpu.js';
 import { matchL2, normaliser } from './model.js';
 import { type Plane, gridCoord, validatePlane } from './plane.js';
 import type { Scenario } from './scenario.js';
@@ -70,9 +70,7 @@ function uMask(plane: Plane, B: number, D: number): number {
  * 1.4–8× slower than the general and small kernels, and it has not been measured on a GPU.
  */
 export function unrolledPreferred(device: GPUDevice): boolean {
-  const info = (device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
-  if (!info) return false;
-  return /llvmpipe/i.test(info.description ?? '') || (info.vendor === 'mesa' && info.architecture === 'software');
+  return adapterProfile(device).kind === 'llvmpipe';
 }
 const UNROLLED_WG_X = 128;
 

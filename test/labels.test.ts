@@ -73,7 +73,7 @@ describe('label inference from ∇b', () => {
     expect(tooMany).toBeLessThan(20);
   });
 
-  it('reads the counts off N·∇b exactly as math.md says', () => {
+  it('reads the counts off N·∇b exactly as docs/math.md says', () => {
     // sum (N = 1), B = 2: v = g. v = −1.5 ⇒ c₁ ∈ (1.5, 3.5) ∩ [0, 2] = {2}; v = −0.5 ⇒ {1, 2}; v = 0.5 ⇒ {0, 1}.
     const cols = inferColumnCounts([-1.5, -0.5, 0.5], 2, 3, 'sum');
     expect(cols.map((c) => c.candidates)).toEqual([[2], [1, 2], [0, 1]]);

@@ -6,6 +6,7 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NpyWriter, npyHeader, parseNpyHeader, readNpy } from '../src/npy.js';
 import { colormapLut, valueRange } from '../src/render.js';
+import { fieldRange, lut, scaleDomain } from '../src/web/colormap.js';
 import { Rng } from '../src/rng.js';
 import { parseScenario, scenarioToJson } from '../src/scenario.js';
 import { surface } from '../src/surface.js';
@@ -73,6 +74,19 @@ describe('colour range', () => {
     expect(valueRange(f32, 'log')).toEqual(valueRange(generic, 'log'));
     expect(valueRange(Float32Array.of(0, NaN, -1, Infinity), 'log')).toEqual(valueRange([0, NaN, -1, Infinity], 'log'));
     expect(valueRange(Float32Array.of(2, 2), 'log')).toEqual(valueRange([2, 2], 'log'));
+  });
+
+  it('the PNG and the explorer page use one scale and one colour map', () => {
+    const rng = new Rng(5);
+    const f = Float32Array.from({ length: 4000 }, () => 10 ** (rng.uniform() * 40 - 30));
+    for (const kind of ['log', 'linear'] as const) {
+      const d = scaleDomain(kind, fieldRange(f));
+      expect(valueRange(f, kind)).toEqual([d.lo, d.hi]);
+    }
+    expect(valueRange(f, 'log')[0]).toBeCloseTo(valueRange(f, 'log')[1] - 14, 9); // the 14-decade floor
+    const png = colormapLut('viridis');
+    const web = lut('viridis');
+    for (let i = 0; i < 256; i++) expect([web[i] & 255, (web[i] >>> 8) & 255, (web[i] >>> 16) & 255]).toEqual([png[3 * i], png[3 * i + 1], png[3 * i + 2]]);
   });
 });
 

@@ -8,7 +8,7 @@ import { type Command, Option } from 'commander';
 import { ANALYTIC_B_EXPLANATION } from '../analytic.js';
 import { ATTACK_DEFAULTS, type AttackResult, DEFAULT_LR, LM_DEFAULTS, attack, planAttack, validateAttackOptions } from '../attack.js';
 import { writeDigitsPng } from '../digits-png.js';
-import { checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
+import { checkDistinctPaths, checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
 import { imageSide } from '../matching.js';
 import { DlgInputError, action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
 
@@ -18,8 +18,9 @@ interface AttackFlags {
   iterations?: number;
   optimizer: 'auto' | 'gd' | 'adam' | 'lbfgs' | 'lm';
   reduce: 'auto' | 'on' | 'off';
+  engine: 'auto' | 'device' | 'host';
   lr?: number;
-  init: 'normal' | 'uniform';
+  init: 'auto' | 'gradient' | 'normal' | 'uniform';
   initScale: number;
   seed: number;
   tol: number;
@@ -91,9 +92,18 @@ export function registerAttack(program: Command): void {
         .choices(['auto', 'lm', 'gd', 'adam', 'lbfgs'])
         .default('auto'),
     )
+    .addOption(
+      new Option('--engine <where>', 'with the webgpu backend: auto (lm on the host float64 engine on CPU adapters such as lavapipe, the device otherwise), device (force the WGSL kernels), host')
+        .choices(['auto', 'device', 'host'])
+        .default('auto'),
+    )
     .addOption(new Option('--reduce <mode>', 'subspace reduction x = C·Vᵀ (B² unknowns) where B ≤ K: auto, on (error where it does not hold), off (the raw problem, as DLG)').choices(['auto', 'on', 'off']).default('auto'))
     .option('--lr <rate>', `learning rate (default adam ${DEFAULT_LR.adam}, lbfgs ${DEFAULT_LR.lbfgs}, gd ${DEFAULT_LR.gd} relative to ‖∇W‖²+‖∇b‖²)`, numArg(0, Infinity, true))
-    .addOption(new Option('--init <dist>', 'initial x′: normal N(0,s²) or uniform U(−s,s)').choices(['normal', 'uniform']).default('normal'))
+    .addOption(
+      new Option('--init <dist>', "initial x′: auto (gradient for lm, normal otherwise), gradient (N(0,σ²), σ from ‖∇W‖/‖∇b‖, spread over a decade across restarts), normal N(0,s²) or uniform U(−s,s)")
+        .choices(['auto', 'gradient', 'normal', 'uniform'])
+        .default('auto'),
+    )
     .option('--init-scale <s>', 'scale s of the initial x′', numArg(0, Infinity, true), 1)
     .option('--seed <n>', 'seed of the initial points', intArg(0, 0xffffffff), 0)
     .option('--tol <rel>', 'stop a restart when L_r ≤ tol·(‖∇W‖²+‖∇b‖²) (cosine: L ≤ tol)', numArg(0, Infinity, true), 1e-10)
@@ -115,6 +125,7 @@ export function registerAttack(program: Command): void {
         iterations: f.iterations,
         optimizer: f.optimizer,
         reduce: f.reduce,
+        engine: f.engine,
         lr: f.lr,
         init: f.init,
         initScale: f.initScale,
@@ -139,9 +150,10 @@ export function registerAttack(program: Command): void {
       }
       if (png === undefined && f.out && imageSide(scenario.D) !== undefined) png = f.out.replace(/(\.json)?$/i, '.png');
       if (png) checkWritable('--png', png);
+      checkDistinctPaths([{ field: 'scenario', path: scenarioPath, role: 'input' }, { field: '--out', path: f.out, role: 'output' }, { field: '--png', path: png, role: 'output' }]);
 
       // The plan checks what depends on the scenario (--reduce on, lm's caps) before any device work.
-      const plan = planAttack(scenario, opts);
+      const plan = planAttack(scenario, opts, null);
       const bar = progressBar('attack', plan.options.iterations);
       let result: AttackResult;
       if (opts.method === 'analytic' || f.backend === 'cpu') {

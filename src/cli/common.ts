@@ -84,6 +84,11 @@ export function progressBar(label: string, total: number): { update(v: number, i
   return { update: (v, info = '') => bar.update(v, { info }), stop: () => bar.stop() };
 }
 
+/** A warning on stderr (never on stdout, which may carry JSON). */
+export function warn(message: string): void {
+  process.stderr.write(`dlg: warning: ${message}\n`);
+}
+
 /** Prints `value` as JSON on stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value) + '\n');

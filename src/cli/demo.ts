@@ -9,7 +9,7 @@ import { attack, type AttackResult } from '../attack.js';
 import { basinCensus, type Census } from '../census.js';
 import { simulateScenario } from '../datasets.js';
 import { type Diagnosis, diagnose } from '../diagnose.js';
-import { ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
+import { checkOutputPath, ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
 import { gradientNormSq } from '../model.js';
 import { coordinatePlane, projectOntoPlane } from '../plane.js';
 import { writeSurfacePng } from '../render.js';
@@ -128,6 +128,7 @@ function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files
 export async function runDemo(f: DemoFlags): Promise<void> {
   const t0 = performance.now();
   ensureDir(f.out);
+  for (const name of ['scenario_b1.json', 'scenario_b2.json', 'attack_b1.json', 'attack_b2.json', 'surface_b2.png', 'summary.md']) checkOutputPath('--out', join(f.out, name));
   const log = (m: string) => process.stderr.write(`demo: ${m}\n`);
   const dlg = await openDevice({ adapter: f.adapter });
   const files: string[] = [];
@@ -176,7 +177,8 @@ export async function runDemo(f: DemoFlags): Promise<void> {
     // Convergence: iterations to tolerance against κ for gd, adam and lm (DEMO_STUDY).
     const studyDir = join(f.out, 'study');
     const config = validateStudyConfig({ ...DEMO_STUDY.settings, ...DEMO_STUDY.sweeps[0], seed: f.seed });
-    let st = await study(device, config, { out: studyDir, backend: dlg.adapterName, plots: false });
+    // The demo owns its folder: a rerun replaces it; the later sweeps resume into it.
+    let st = await study(device, config, { out: studyDir, backend: dlg.adapterName, plots: false, overwrite: true });
     const notRun = [...st.notRun];
     let studyMs = st.wallTimeMs;
     for (const sweep of DEMO_STUDY.sweeps.slice(1)) {

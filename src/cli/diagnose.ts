@@ -3,9 +3,10 @@
  * flatness (eigenvalues of the Hessian 2JᵀJ) at the scenario's true inputs.
  */
 import type { Command } from 'commander';
-import { type Diagnosis, PREDICTION_EPSILON, diagnose } from '../diagnose.js';
-import { readScenarioFile } from '../io.js';
-import { action, printJson } from './common.js';
+import { type Diagnosis, PREDICTION_EPSILON, diagnose, diagnoseCost } from '../diagnose.js';
+import { checkMemory, readScenarioFile } from '../io.js';
+import { formatBytes } from '../surface.js';
+import { action, printJson, progressBar } from './common.js';
 
 const SHOWN = 12;
 
@@ -51,7 +52,32 @@ export function registerDiagnose(program: Command): void {
     .option('--json', 'print the full diagnosis as JSON on stdout (infinite values as null)')
     .action(
       action((scenarioPath: string, flags: { json?: boolean }) => {
-        const d = diagnose(readScenarioFile(scenarioPath));
+        const s = readScenarioFile(scenarioPath);
+        const cost = diagnoseCost(s.B, s.D, s.K);
+        checkMemory('scenario', `B=${s.B}, D=${s.D}, K=${s.K}`, { bytes: cost.bytes, largestArray: cost.n * cost.n, what: `the ${cost.n}×${cost.n} Gram matrix of the Jacobian and its eigen-decomposition` });
+        // Long work says so up front, and shows progress (a bar on a terminal, a line per 10% otherwise).
+        let onProgress: ((f: number) => void) | undefined;
+        let stop = () => {};
+        if (cost.seconds > 5) {
+          const eta = cost.seconds < 120 ? `${Math.round(cost.seconds)} s` : `${Math.round(cost.seconds / 60)} min`;
+          process.stderr.write(`diagnose: eigen-decomposition of a ${cost.n}×${cost.n} matrix (${formatBytes(cost.bytes)}), about ${eta} on one core; Ctrl-C stops it\n`);
+          if (process.stderr.isTTY) {
+            const bar = progressBar('diagnose', 100);
+            onProgress = (f) => bar.update(Math.round(100 * f));
+            stop = () => bar.stop();
+          } else {
+            let shown = 0;
+            onProgress = (f) => {
+              if (f * 10 >= shown + 1) process.stderr.write(`diagnose: ${(shown = Math.floor(f * 10)) * 10}%\n`);
+            };
+          }
+        }
+        let d: Diagnosis;
+        try {
+          d = diagnose(s, { onProgress });
+        } finally {
+          stop();
+        }
         if (flags.json) printJson(diagnosisJson(d));
         else process.stdout.write(diagnosisTable(d));
       }),

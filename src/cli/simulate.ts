@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { DATASET_INFO, DATASET_NAMES, type DatasetName, labelCounts, simulateScenario } from '../datasets.js';
 import { loadDataset } from '../data-node.js';
 import { DlgInputError } from '../errors.js';
-import { checkWritable, writeScenarioFile } from '../io.js';
+import { checkOutputPath, checkScenarioSize, writeScenarioFile } from '../io.js';
 import type { Reduction } from '../model.js';
 import type { Scenario } from '../scenario.js';
 import { action, intArg, numArg, printJson } from './common.js';
@@ -45,14 +45,14 @@ export function registerSimulate(program: Command): void {
   program
     .command('simulate')
     .description('Make a victim scenario: draw a batch and a layer, compute the gradient the victim shares, write it as a dlg-scenario/1 file.')
-    .addOption(new Option('--dataset <name>', 'where the batch comes from: gaussian (x ~ N(0,1), random 0/1 labels), iris (D=4, K=3) or digits (8×8 scaled to [0,1], D=64, K=10)').choices(DATASET_NAMES).makeOptionMandatory())
-    .addOption(new Option('--batch <B>', 'batch size B (rows drawn without replacement for iris/digits)').argParser(intArg(1)).makeOptionMandatory())
+    .addOption(new Option('--dataset <name>', 'where the batch comes from: gaussian (x ~ N(0,1), random 0/1 labels), iris (D=4, K=3) or digits (8×8 scaled to [0,1], D=64, K=10) (required)').choices(DATASET_NAMES).makeOptionMandatory())
+    .addOption(new Option('--batch <B>', 'batch size B (rows drawn without replacement for iris/digits) (required)').argParser(intArg(1)).makeOptionMandatory())
     .option('--features <D>', 'input features D (gaussian only; default 1; iris has 4, digits 64)', intArg(1))
     .option('--outputs <K>', 'outputs K (gaussian only; default 1; iris has 3, digits 10)', intArg(1))
     .addOption(new Option('--reduction <r>', 'BCE reduction over the B·K terms').choices(['mean', 'sum']).default('mean'))
     .option('--bias-scale <s>', 'draw b ~ N(0, s²); 0 keeps b = 0', numArg(0), 0)
-    .addOption(new Option('--seed <S>', 'RNG seed (integer in [0, 4294967295]); the same seed gives the same scenario in Node and browsers').argParser(intArg(0, 0xffffffff)).makeOptionMandatory())
-    .addOption(new Option('--out <file>', 'scenario file to write (written atomically)').makeOptionMandatory())
+    .addOption(new Option('--seed <S>', 'RNG seed (integer in [0, 4294967295]); the same seed gives the same scenario in Node and browsers (required)').argParser(intArg(0, 0xffffffff)).makeOptionMandatory())
+    .addOption(new Option('--out <file>', 'scenario file to write (atomically; never over a special file) (required)').makeOptionMandatory())
     .option('--json', 'print a JSON summary on stdout instead of text')
     .action(
       action((flags: SimulateFlags) => {
@@ -66,11 +66,14 @@ export function registerSimulate(program: Command): void {
             throw new DlgInputError('--outputs', `${info.K} or nothing (${dataset} has ${info.K} classes)`, String(flags.outputs));
           }
         }
-        checkWritable('--out', flags.out);
         const data = dataset === 'gaussian' ? undefined : loadDataset(dataset);
         if (data && flags.batch > data.labels.length) {
           throw new DlgInputError('--batch', `at most ${data.labels.length} (the rows in ${dataset})`, String(flags.batch));
         }
+        const D = flags.features ?? (dataset === 'gaussian' ? 1 : DATASET_INFO[dataset].D);
+        const K = flags.outputs ?? (dataset === 'gaussian' ? 1 : DATASET_INFO[dataset].K);
+        checkScenarioSize('--batch, --features, --outputs', flags.batch, D, K);
+        checkOutputPath('--out', flags.out);
         const s = simulateScenario({
           dataset,
           B: flags.batch,

@@ -3,8 +3,11 @@
  * restarts per configuration; writes results.jsonl, results.csv and the plots into --out.
  */
 import type { Command } from 'commander';
-import { readJsonFile } from '../io.js';
-import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyResult, study, validateStudyConfig } from '../study.js';
+import { join } from 'node:path';
+import { DATASET_INFO } from '../datasets.js';
+import { DlgInputError } from '../errors.js';
+import { checkDistinctPaths, readJsonFile } from '../io.js';
+import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../study.js';
 import { type Backend, action, addBackendOptions, openDevice, printJson, progressBar } from './common.js';
 
 interface StudyFlags {
@@ -27,10 +30,32 @@ interface StudyFlags {
   full?: boolean;
   out: string;
   resume?: boolean;
+  overwrite?: boolean;
   plots: boolean;
   backend: Backend;
   adapter?: string;
   json?: boolean;
+}
+
+/**
+ * iris and digits fix D and K: with no gaussian data set in the sweep, --features/--outputs (or
+ * the config's) other than the data sets' own are refused, as `dlg simulate` refuses them.
+ */
+export function checkFixedShapes(c: StudyConfig, given: { features: boolean; outputs: boolean }): void {
+  if (c.dataset.includes('gaussian')) return;
+  const fixed = c.dataset.map((d) => ({ d, ...DATASET_INFO[d as 'iris' | 'digits'] }));
+  for (const [axis, flag, key] of [['features', '--features', 'D'], ['outputs', '--outputs', 'K']] as const) {
+    if (!given[axis]) continue;
+    const allowed = new Set(fixed.map((f) => f[key]));
+    const bad = c[axis].filter((v) => !allowed.has(v));
+    if (bad.length > 0) {
+      throw new DlgInputError(
+        flag,
+        `${[...allowed].join(' or ')} or nothing (${fixed.map((f) => `${f.d} has ${key} = ${f[key]}`).join(', ')}; only gaussian takes other values)`,
+        c[axis].join(','),
+      );
+    }
+  }
 }
 
 /** "1,2,4" → [1, 2, 4]; anything that is not an integer stays a string, so validation names it. */
@@ -159,18 +184,29 @@ export function registerStudy(program: Command): void {
     )
     .option('--out <dir>', 'output folder (created if missing)', 'out/study')
     .option('--resume', 'skip configurations already in <out>/results.jsonl (same settings required)')
+    .option('--overwrite', 'replace earlier results in <out> (without it, or --resume, a folder with results.jsonl is refused)')
     .option('--no-plots', 'skip the plots (results.jsonl and results.csv only)')
     .option('--json', 'print a JSON summary on stdout instead of the table');
   addBackendOptions(cmd).action(
     action(async (flags: StudyFlags) => {
       // Validate everything before opening a device or touching the output folder.
-      const config = validateStudyConfig(studyConfigFromFlags(flags), flags.full ? FULL_STUDY_CONFIG : DEFAULT_STUDY_CONFIG);
+      const raw = studyConfigFromFlags(flags);
+      const config = validateStudyConfig(raw, flags.full ? FULL_STUDY_CONFIG : DEFAULT_STUDY_CONFIG);
+      const keys = raw !== null && typeof raw === 'object' ? Object.keys(raw) : [];
+      checkFixedShapes(config, { features: keys.includes('features'), outputs: keys.includes('outputs') });
+      if (flags.resume && flags.overwrite) throw new DlgInputError('--overwrite', 'either --resume or --overwrite', 'both');
+      checkDistinctPaths([
+        { field: '--config', path: flags.config, role: 'input' },
+        { field: '--out', path: join(flags.out, 'results.jsonl'), role: 'output' },
+        { field: '--out', path: join(flags.out, 'results.csv'), role: 'output' },
+      ]);
       const dlg = flags.backend === 'cpu' ? undefined : await openDevice({ adapter: flags.adapter });
       let bar: ReturnType<typeof progressBar> | undefined;
       try {
         const r = await study(dlg?.device ?? null, config, {
           out: flags.out,
           resume: flags.resume,
+          overwrite: flags.overwrite,
           plots: flags.plots,
           backend: dlg ? dlg.adapterName : 'cpu (float64 reference)',
           onProgress: (p) => {

@@ -7,7 +7,7 @@ import { freemem, totalmem } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { basinCensus, formatCensus } from '../census.js';
 import { DlgInputError, describe } from '../errors.js';
-import { checkWritable, readJsonFile, readScenarioFile } from '../io.js';
+import { type PathRole, checkDistinctPaths, checkMemory, checkOutputPath, readJsonFile, readScenarioFile } from '../io.js';
 import { gradientNormSq } from '../model.js';
 import { NpyWriter } from '../npy.js';
 import {
@@ -23,8 +23,8 @@ import {
 } from '../plane.js';
 import { type Colormap, writeSurfacePng } from '../render.js';
 import { parseMatrix, type Scenario } from '../scenario.js';
-import { type SurfaceKernel, type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface.js';
-import { action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
+import { MAX_RESOLUTION, type SurfaceKernel, type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface.js';
+import { action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar, warn } from './common.js';
 
 type PlaneKind = 'coords' | 'points' | 'random' | 'file' | 'flattest';
 
@@ -65,6 +65,14 @@ function rangeArg(v: string): [number, number] {
     throw new InvalidArgumentError(`expected "min,max" with min < max, found ${JSON.stringify(v)}`);
   }
   return [nums[0], nums[1]];
+}
+
+/** --res: integers pass to checkResolution (which says what a too large field would need); anything else names the real range. */
+function resArg(v: string): number {
+  if (!/^[-+]?\d+$/.test(v.trim()) || !Number.isSafeInteger(Number(v))) {
+    throw new InvalidArgumentError(`expected an integer in [2, ${MAX_RESOLUTION}] (grid points per axis), found ${JSON.stringify(v)}`);
+  }
+  return Number(v);
 }
 
 function coordsArg(v: string): [[number, number], [number, number]] {
@@ -168,6 +176,46 @@ function loadTrajectory(path: string, s: Scenario, plane: Plane): { alpha: numbe
   });
 }
 
+/** The files a surface run reads besides the scenario (--plane-file, --trajectory, @files of --points/--center). */
+function inputFiles(f: SurfaceFlags): PathRole[] {
+  const at = (spec: string | undefined, field: string): PathRole[] => {
+    if (!spec?.startsWith('@')) return [];
+    const body = spec.slice(1);
+    const colon = body.indexOf(':');
+    return [{ field, path: colon >= 0 ? body.slice(0, colon) : body, role: 'input' }];
+  };
+  return [
+    ...(f.planeFile ? [{ field: '--plane-file', path: f.planeFile, role: 'input' as const }] : []),
+    ...(f.trajectory ? [{ field: '--trajectory', path: f.trajectory, role: 'input' as const }] : []),
+    ...(f.points ?? []).flatMap((p, i) => at(p, `--points[${i}]`)),
+    ...at(f.center, '--center'),
+  ];
+}
+
+/** Memory of the flattest-plane construction: J (rows×cols), its Gram matrix and the eigen workspace. */
+export function flattestPlaneBytes(B: number, D: number, K: number): number {
+  const rows = D * K + K;
+  const cols = B * D;
+  const m = Math.min(rows, cols);
+  return 8 * (rows * cols + 3 * cols * cols + m * cols);
+}
+
+/**
+ * A plane whose direction vectors are tiny next to its points (or to each other) renders as
+ * stripes at float32 resolution: say so, with the distances.
+ */
+export function degeneratePlaneWarning(plane: Plane): string | undefined {
+  const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((acc, v) => acc + v * v, 0));
+  const nu = norm(plane.u);
+  const nv = norm(plane.v);
+  const nc = norm(plane.center);
+  const scale = Math.max(nc, nu, nv);
+  const small = Math.min(nu, nv);
+  if (!(scale > 0) || small >= 1e-5 * scale) return undefined;
+  const [which, d] = nu <= nv ? ['u (α)', nu] : ['v (β)', nv];
+  return `the plane is degenerate: its ${which} direction is ${d.toExponential(2)} long, ${(d / scale).toExponential(2)} of the plane's scale ${scale.toExponential(2)} (two of its points are that close); at float32 resolution the surface shows stripes, not the loss`;
+}
+
 async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> {
   const res = checkResolution(f.res, '--res');
   // Host memory: the field (f32) plus one tile and one PNG band; say what is needed.
@@ -175,11 +223,24 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
   if (need > 0.8 * totalmem()) {
     throw new DlgInputError('--res', `a resolution whose field fits in memory (${formatBytes(totalmem())} here)`, `${res} (needs about ${formatBytes(need)}; ${formatBytes(freemem())} free)`);
   }
-  checkWritable('--out', f.out);
-  if (f.npy) checkWritable('--npy', f.npy);
-  if (f.npy && f.npy === f.out) throw new DlgInputError('--npy', 'a path different from --out', f.npy);
+  if (f.path === 'direct' && f.kernel !== 'auto') {
+    throw new DlgInputError('--kernel', "nothing with --path direct (--kernel picks among the projected kernels)", `'${f.kernel}' with --path direct`);
+  }
+  checkDistinctPaths([
+    { field: 'scenario', path: scenarioPath, role: 'input' },
+    ...inputFiles(f),
+    { field: '--out', path: f.out, role: 'output' },
+    { field: '--npy', path: f.npy, role: 'output' },
+  ]);
+  checkOutputPath('--out', f.out);
+  if (f.npy) checkOutputPath('--npy', f.npy);
   const s = readScenarioFile(scenarioPath);
+  if (f.plane === 'flattest') {
+    checkMemory('--plane flattest', `B=${s.B}, D=${s.D}, K=${s.K}`, { bytes: flattestPlaneBytes(s.B, s.D, s.K), largestArray: (s.D * s.K + s.K) * s.B * s.D, what: 'the Jacobian and its eigen-decomposition' });
+  }
   let plane = buildPlane(s, f);
+  const degenerate = degeneratePlaneWarning(plane);
+  if (degenerate) warn(degenerate);
   const trajectory = f.trajectory ? loadTrajectory(f.trajectory, s, plane) : undefined;
   const scale = gradientNormSq(s.gradient);
 
@@ -257,7 +318,7 @@ export function registerSurface(program: Command): void {
     .command('surface')
     .description('Render L_r over a plane x′ = c + α·u + β·v through input space (PNG, optional .npy) with a basin census.')
     .argument('<scenario>', 'dlg-scenario/1 file')
-    .addOption(new Option('--res <n>', 'grid points per axis (α and β), 2..16384').argParser(intArg(-Number.MAX_SAFE_INTEGER)).default(1024))
+    .addOption(new Option('--res <n>', `grid points per axis (α and β), 2..${MAX_RESOLUTION}`).argParser(resArg).default(1024))
     .addOption(new Option('--plane <kind>', 'plane construction').choices(['coords', 'points', 'random', 'file', 'flattest']).default('coords'))
     .option('--coords <n1,d1:n2,d2>', 'coords plane: vary x[n1,d1] along α and x[n2,d2] along β (absolute values); default 0,0:1,0', coordsArg)
     .option('--points <p0,p1,p2>', 'points plane through three batches: truth, zero, swapIJ (e.g. swap01), @file.json[:key.path]; default truth,swap01,zero', listArg)

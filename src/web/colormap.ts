@@ -2,29 +2,12 @@
  * Colour-mapping a loss field (Float32Array, row j ↔ β_j, column i ↔ α_i) into RGBA pixels, and the
  * scale used for it (log10 by default: L_r spans many decades). Colour maps come from d3-scale-chromatic.
  */
-import {
-  interpolateCividis,
-  interpolateInferno,
-  interpolateMagma,
-  interpolatePlasma,
-  interpolateTurbo,
-  interpolateViridis,
-} from 'd3-scale-chromatic';
+import { type ColorMapName, type ScaleDomain, colormapRgb } from '../colorscale.js';
 
-export const COLOR_MAPS = { viridis: interpolateViridis, magma: interpolateMagma, inferno: interpolateInferno, plasma: interpolatePlasma, cividis: interpolateCividis, turbo: interpolateTurbo } as const;
-export type ColorMapName = keyof typeof COLOR_MAPS;
-export type ScaleKind = 'log' | 'linear';
+export { COLOR_MAPS, type ColorMapName, type FieldRange, LOG_DECADES, type ScaleDomain, type ScaleKind, fieldRange, parseCss, scaleDomain } from '../colorscale.js';
 
 /** Colour for NaN/Inf cells, so they are visible rather than silently clamped. */
 export const NON_FINITE_RGBA = 0xffff00ff; // magenta, little-endian ABGR
-
-/** Parses '#rrggbb' or 'rgb(r, g, b)' (what d3 interpolators return). */
-export function parseCss(c: string): [number, number, number] {
-  if (c.startsWith('#') && c.length === 7) return [parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)];
-  const m = /rgb\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)/.exec(c);
-  if (!m) throw new Error(`unexpected colour string ${c}`);
-  return [Number(m[1]), Number(m[2]), Number(m[3])];
-}
 
 const lutCache = new Map<ColorMapName, Uint32Array>();
 /** 256 colours packed as little-endian RGBA words (what an ImageData Uint32 view expects). */
@@ -32,59 +15,14 @@ export function lut(name: ColorMapName): Uint32Array {
   let t = lutCache.get(name);
   if (!t) {
     t = new Uint32Array(256);
+    const rgb = colormapRgb(name);
     for (let i = 0; i < 256; i++) {
-      const [r, g, b] = parseCss(COLOR_MAPS[name](i / 255));
+      const [r, g, b] = [rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]];
       t[i] = (255 << 24) | (b << 16) | (g << 8) | r;
     }
     lutCache.set(name, t);
   }
   return t;
-}
-
-export interface FieldRange {
-  /** Smallest and largest finite value. */
-  min: number;
-  max: number;
-  /** Smallest positive finite value (log scale floor), or NaN if none. */
-  minPositive: number;
-  nonFinite: number;
-}
-
-export function fieldRange(f: Float32Array): FieldRange {
-  let min = Infinity;
-  let max = -Infinity;
-  let minPositive = Infinity;
-  let nonFinite = 0;
-  for (let i = 0; i < f.length; i++) {
-    const v = f[i];
-    if (!Number.isFinite(v)) {
-      nonFinite++;
-      continue;
-    }
-    if (v < min) min = v;
-    if (v > max) max = v;
-    if (v > 0 && v < minPositive) minPositive = v;
-  }
-  return { min, max, minPositive: minPositive === Infinity ? NaN : minPositive, nonFinite };
-}
-
-/** The scale's domain in display units (log10 units for 'log'). */
-export interface ScaleDomain {
-  kind: ScaleKind;
-  lo: number;
-  hi: number;
-}
-
-/** Log floor: at most 14 decades below the maximum (f32 cannot resolve more, and exact zeros would be -∞). */
-export const LOG_DECADES = 14;
-
-export function scaleDomain(kind: ScaleKind, r: FieldRange): ScaleDomain {
-  if (!Number.isFinite(r.max)) return { kind, lo: 0, hi: 1 }; // all non-finite
-  if (kind === 'linear') return { kind, lo: r.min, hi: r.max > r.min ? r.max : r.min + 1 };
-  const hi = Math.log10(r.max > 0 ? r.max : 1);
-  const floor = hi - LOG_DECADES;
-  const lo = Number.isFinite(r.minPositive) ? Math.max(Math.log10(r.minPositive), floor) : floor;
-  return { kind, lo, hi: hi > lo ? hi : lo + 1 };
 }
 
 /**
