@@ -87,6 +87,7 @@ export const LOSS_FLOOR = 1e-20;
  * declaring it here keeps plots.ts below study.ts (no import cycle).
  */
 export interface StudyPlotRow {
+  key: string;
   dataset: string;
   B: number;
   D: number;
@@ -95,7 +96,9 @@ export interface StudyPlotRow {
   successRate: number;
   restartSuccessRate: number;
   identifiable: boolean;
-  itersToSuccess: { median: number } | null;
+  itersToSuccess: { q25: number; median: number; q75: number } | null;
+  /** Iterations to tolerance of a typical run (quartiles over solved scenarios); plot e prefers it. */
+  itersTypical?: { q25: number; median: number; q75: number } | null;
   diagnosis: { kappa: { median: number } | null; smallestEigenvalue: { median: number } };
   history: { iteration: number[]; median: number[]; q25: number[]; q75: number[] };
   scenarios: readonly { success: boolean; kappa: number | null; itersMedianSuccessful: number | null }[];
@@ -122,7 +125,9 @@ const shapeKey = (r: StudyPlotRow) => [DATASET_ORDER[r.dataset] ?? 9, r.D, r.K];
 const log2Axis = (values: number[]) => ({ type: 'log' as const, base: 2, domain: [Math.min(...values), Math.max(...values)] });
 
 /** The five study figures as vega-lite specs, keyed by file name (without extension). */
-export function studyPlotSpecs(results: StudyPlotRow[]): Record<'a_loss_vs_iteration' | 'b_success_vs_batch' | 'c_phase_diagram' | 'd_flatness_vs_batch' | 'd_iterations_vs_kappa', VegaLiteSpec> {
+export function studyPlotSpecs(
+  results: StudyPlotRow[],
+): Record<'a_loss_vs_iteration' | 'b_success_vs_batch' | 'c_phase_diagram' | 'd_flatness_vs_batch' | 'd_iterations_vs_kappa' | 'e_iterations_vs_kappa_by_optimizer', VegaLiteSpec> {
   const shapeOrder = sortedUnique(results, shapeKey).map(shapeLabel).filter((v, i, a) => a.indexOf(v) === i);
   const optimizers = [...new Set(results.map((r) => r.optimizer))];
   const batches = [...new Set(results.map((r) => r.B))].sort((a, b) => a - b);
@@ -318,5 +323,44 @@ export function studyPlotSpecs(results: StudyPlotRow[]): Record<'a_loss_vs_itera
     ],
   } as VegaLiteSpec;
 
-  return { a_loss_vs_iteration: a, b_success_vs_batch: b, c_phase_diagram: c, d_flatness_vs_batch: d1, d_iterations_vs_kappa: e };
+  // (e) per configuration: median iterations to tolerance (typical run) against median κ, one line per optimizer.
+  const cfgRows = results
+    .map((r) => {
+      const q = r.itersTypical ?? r.itersToSuccess;
+      const k = r.diagnosis.kappa?.median;
+      return q && k !== undefined && Number.isFinite(k)
+        ? { kappa: k, iters: Math.max(1, q.median), q25: Math.max(1, q.q25), q75: Math.max(1, q.q75), optimizer: r.optimizer, configuration: r.key, solved: r.successRate }
+        : null;
+    })
+    .filter((v): v is NonNullable<typeof v> => v !== null)
+    .sort((x, y) => x.kappa - y.kappa);
+  const eIts = cfgRows.flatMap((r) => [r.q25, r.q75]);
+  const eDomain = [Math.max(1, (eIts.length ? Math.min(...eIts) : 1) / 2), (eIts.length ? Math.max(...eIts) : 10) * 2];
+  const xK = { field: 'kappa', type: 'quantitative' as const, title: 'condition number κ of 2JᵀJ at the truth (median over scenarios)', scale: { type: 'log' as const }, axis: { format: '.0e' } };
+  const colorOpt = { field: 'optimizer', type: 'nominal' as const, title: 'optimizer', sort: optimizers };
+  const f: VegaLiteSpec = {
+    title: { text: 'Iterations to tolerance vs κ, per optimizer', subtitle: 'one point per solved configuration: median over solved scenarios of their median successful restart; bars = quartiles' },
+    width: 440,
+    height: 300,
+    data: { values: cfgRows },
+    layer: [
+      {
+        mark: { type: 'rule', opacity: 0.6 },
+        encoding: { x: xK, y: { field: 'q25', type: 'quantitative', scale: { type: 'log', domain: eDomain } }, y2: { field: 'q75' }, color: colorOpt },
+      },
+      {
+        mark: { type: 'line', point: { filled: true, size: 40 }, strokeWidth: 1.5 },
+        encoding: {
+          x: xK,
+          y: { field: 'iters', type: 'quantitative', title: 'iterations to relative error < 1e-3 (median)', scale: { type: 'log', domain: eDomain } },
+          color: colorOpt,
+          shape: { field: 'optimizer', type: 'nominal', title: 'optimizer', sort: optimizers },
+          order: { field: 'kappa', type: 'quantitative' },
+          tooltip: [{ field: 'configuration' }, { field: 'iters' }, { field: 'kappa' }, { field: 'solved' }],
+        },
+      },
+    ],
+  } as VegaLiteSpec;
+
+  return { a_loss_vs_iteration: a, b_success_vs_batch: b, c_phase_diagram: c, d_flatness_vs_batch: d1, d_iterations_vs_kappa: e, e_iterations_vs_kappa_by_optimizer: f };
 }

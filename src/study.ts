@@ -22,6 +22,18 @@
  *   quartiles across scenarios.
  * - gd's step is 'auto' by default: 1/λ_max, λ_max the largest Hessian eigenvalue at the truth
  *   (median over the scenarios): the classic fixed step for which GD's local rate is set by κ.
+ * - The problem (`reduce`): by default every optimizer solves what `dlg attack` would solve — the
+ *   reduced problem (D → B, x = C·Vᵀ, src/reduce.ts) where `analyseScenario(s, 'auto')` reduces, else
+ *   the raw one — so the methods are compared on one problem, and κ, σ_min and tol_s are those of that
+ *   problem. `reduce: 'off'` runs every optimizer on the raw problem (the seed's setting).
+ * - Reduced scenarios have different weights (VᵀW), so they cannot share one engine's groups: each
+ *   runs in its own engine (P restarts, the same read-back points); scenarios left raw share one engine.
+ *   Best points are lifted back (x = C·Vᵀ) and scored against the true inputs, and losses are those of
+ *   the full problem (the reduced loss plus the constant ‖(I − VVᵀ)∇W‖²). Time to success is then
+ *   measured within the scenario's own engine run.
+ * - lm runs where its engine (`studyLmEngine`: the WebGPU lm kernel, or the float64 CPU engine without a
+ *   device) takes the working problem; elsewhere the configuration is not run and the results say why
+ *   (`StudyResult.notRun`).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,19 +41,28 @@ import { loadDataset } from './data-node.js';
 import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from './datasets.js';
 import { diagnose } from './diagnose.js';
 import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from './engine.js';
+import { checkLmCaps, fitsLm } from './engine-lm.js';
+import { isCpuDevice } from './gpu.js';
 import { DlgInputError, describe } from './errors.js';
+import { LM_CPU_MAX_UNKNOWNS } from './attack.js';
 import { checkOutputDir, checkWritable, ensureDir, writeFileAtomic } from './io.js';
 import { reconstructionMetrics } from './matching.js';
 import { gradientNormSq } from './model.js';
 import { studyPlotSpecs, writePlot } from './plots.js';
 import { Rng } from './rng.js';
+import { type Regime, type SubspaceReduction, analyseScenario } from './reduce.js';
 import { type Scenario, makeScenario } from './scenario.js';
+import { studySummaryMarkdown } from './study-report.js';
 
 export const STUDY_FORMAT = 'dlg-study/1';
 /** Relative L_r below which a point counts as an exact solution of the matching equations. */
 export const EXACT_REL_LOSS = 1e-9;
 /** The success criterion, as in matching.ts. */
 export const STUDY_REL_ERROR = 1e-3;
+
+/** Which problem the optimizers solve: 'auto' = the attack's (reduced where it reduces), 'off' = raw. */
+export type StudyReduce = 'auto' | 'off';
+export const STUDY_REDUCE: readonly StudyReduce[] = ['auto', 'off'];
 
 export interface StudyConfig {
   batch: number[];
@@ -63,21 +84,46 @@ export interface StudyConfig {
   initScale: number;
   /** Read back every this many iterations (after a geometric ramp 1, 2, 5, 10, 20, 50, 100). */
   readEvery: number;
+  /** The problem every optimizer solves (see the header). */
+  reduce: StudyReduce;
 }
 
+/**
+ * The default sweep: sized to finish in under 10 minutes on lavapipe (bench/RESULTS.md, "Convergence
+ * study") while still showing the three claims: first-order iterations grow with κ (and κ with B), lm's
+ * stay flat, and only non-identifiable configurations stay unsolved.
+ */
 export const DEFAULT_STUDY_CONFIG: StudyConfig = {
-  batch: [1, 2, 4, 8, 16],
-  features: [1, 4, 16, 64],
+  batch: [1, 2, 4, 8],
+  features: [1, 16],
   outputs: [1, 4, 10],
-  optimizer: ['adam', 'gd'],
+  optimizer: ['gd', 'adam', 'lm'],
   dataset: ['gaussian'],
-  scenarios: 32,
-  restarts: 256,
-  iterations: 5000,
+  scenarios: 12,
+  restarts: 48,
+  iterations: 3000,
   seed: 1,
   lr: { adam: 0.05, gd: 'auto', lbfgs: 1, lm: 1 },
   initScale: 1,
   readEvery: 250,
+  reduce: 'auto',
+};
+
+/**
+ * The big sweep (`dlg study --full`): 5 × 4 × 3 shapes × {adam, gd}, 32 scenarios × 256 restarts ×
+ * 5000 iterations, about 99 minutes on lavapipe. lm is left out: on the CPU lm engine its raw
+ * non-identifiable shapes (up to 1024 unknowns, a dense Cholesky per step and restart) take hours;
+ * add it with `--optimizer adam,gd,lm` where a GPU lm engine runs it.
+ */
+export const FULL_STUDY_CONFIG: StudyConfig = {
+  ...DEFAULT_STUDY_CONFIG,
+  batch: [1, 2, 4, 8, 16],
+  features: [1, 4, 16, 64],
+  outputs: [1, 4, 10],
+  optimizer: ['adam', 'gd'],
+  scenarios: 32,
+  restarts: 256,
+  iterations: 5000,
 };
 
 const MAX_AXIS = { batch: 16, features: 4096, outputs: 64 };
@@ -111,6 +157,11 @@ function names<T extends string>(field: string, v: unknown, allowed: readonly T[
   });
 }
 
+function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new DlgInputError(field, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describe(v));
+  return v as T;
+}
+
 function posInt(field: string, v: unknown, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new DlgInputError(field, `an integer in [1, ${max}]`, describe(v));
   return v;
@@ -125,14 +176,14 @@ function posNum(field: string, v: unknown): number {
  * Validates a (partial) study configuration — as JSON or as built by the CLI — and fills in the
  * defaults. Throws DlgInputError naming the field (unknown keys included, to catch typos).
  */
-export function validateStudyConfig(json: unknown): StudyConfig {
+export function validateStudyConfig(json: unknown, defaults: StudyConfig = DEFAULT_STUDY_CONFIG): StudyConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new DlgInputError('study config', 'a JSON object', describe(json));
   const o = json as Record<string, unknown>;
   const known = Object.keys(DEFAULT_STUDY_CONFIG);
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) throw new DlgInputError(k, `a study setting (one of ${known.join(', ')})`, 'an unknown key');
   }
-  const d = DEFAULT_STUDY_CONFIG;
+  const d = defaults;
   const pick = (k: keyof StudyConfig): unknown => (o[k] === undefined ? d[k] : o[k]);
   let lr = d.lr;
   if (o.lr !== undefined) {
@@ -163,6 +214,7 @@ export function validateStudyConfig(json: unknown): StudyConfig {
     lr,
     initScale: posNum('initScale', pick('initScale')),
     readEvery: posInt('readEvery', pick('readEvery'), 10_000_000),
+    reduce: oneOf('reduce', pick('reduce'), STUDY_REDUCE),
   };
 }
 
@@ -234,8 +286,14 @@ export interface StudyOutcomes {
 
 export interface ScenarioResult {
   seed: number;
+  /** The scenario's regime (src/reduce.ts) and the unknowns of the problem the optimizer solved. */
+  regime?: Regime;
+  unknowns?: number;
+  reduced?: boolean;
+  /** Of the full Jacobian at the truth (identifiability does not depend on the reduction). */
   rank: number;
   solutionDim: number;
+  /** κ, λ_min, λ_max of 2JᵀJ at the truth of the problem the optimizer solved (reduced or raw). */
   kappa: number | null; // null = ∞ (JSON)
   smallestEigenvalue: number;
   largestEigenvalue: number;
@@ -255,15 +313,24 @@ export interface ScenarioResult {
 export interface ConfigResult extends StudyPoint {
   format: typeof STUDY_FORMAT;
   /** What must match for --resume to reuse the line. */
-  settings: { scenarios: number; restarts: number; iterations: number; seed: number; lr: number | 'auto'; initScale: number };
+  settings: { scenarios: number; restarts: number; iterations: number; seed: number; lr: number | 'auto'; initScale: number; reduce: StudyReduce };
   backend: string;
+  /**
+   * The problem the optimizer solved: the regime (the most common over the scenarios, with the counts),
+   * the median unknowns, how many scenarios ran reduced, and how many engine runs that took.
+   * (Absent, like kappaUnreduced, itersTypical and the scenarios' regime, in lines written before lm joined the study.)
+   */
+  problem?: { regime: Regime; regimes: Partial<Record<Regime, number>>; unknowns: number; reducedScenarios: number; engineRuns: number };
   /** The learning rate actually used (gd 'auto' resolved). */
   lrUsed: number;
   identifiable: boolean; // B·D ≤ D·K + K
   diagnosis: {
     rankMedian: number;
     solutionDimMedian: number;
+    /** Of the problem solved (reduced where it was). */
     kappa: StudyQuartiles | null;
+    /** Of the raw problem (the same as kappa where nothing was reduced). */
+    kappaUnreduced?: StudyQuartiles | null;
     smallestEigenvalue: StudyQuartiles;
     largestEigenvalue: StudyQuartiles;
     predictedIterations: number | null; // κ_median·ln(1/ε)
@@ -272,6 +339,8 @@ export interface ConfigResult extends StudyPoint {
   restartSuccessRate: number; // successful restarts / (S·P)
   outcomes: StudyOutcomes; // over all S·P restarts
   itersToSuccess: StudyQuartiles | null; // over the scenarios that succeeded
+  /** Iterations to tolerance of a typical run: quartiles over the solved scenarios of their median successful restart. */
+  itersTypical?: StudyQuartiles | null;
   timeToSuccessMs: StudyQuartiles | null;
   history: { iteration: number[]; median: number[]; q25: number[]; q75: number[] };
   iterationsRun: number;
@@ -286,11 +355,22 @@ export interface StudyProgress {
   key: string;
   iteration: number;
   iterations: number;
+  /** Engine run within the configuration (reduced scenarios run one by one) and their number. */
+  run: number;
+  runs: number;
+}
+
+/** A configuration the study could not run, and why (e.g. beyond lm's caps). */
+export interface NotRun {
+  key: string;
+  reason: string;
 }
 
 export interface StudyHooks {
   onProgress?(p: StudyProgress): void;
   onConfigDone?(r: ConfigResult, index: number, total: number): void;
+  /** A configuration the study cannot run (e.g. beyond lm's caps): reported, not an error. */
+  onNotRun?(n: NotRun, index: number, total: number): void;
 }
 
 export interface StudyRunOptions extends StudyHooks {
@@ -311,12 +391,14 @@ export interface StudyResult {
   results: ConfigResult[];
   ran: string[];
   skipped: string[];
+  /** Configurations not run, with the reason (not errors: the rest of the sweep ran). */
+  notRun: NotRun[];
   files: string[];
   wallTimeMs: number;
 }
 
 function settingsOf(c: StudyConfig, opt: Optimizer): ConfigResult['settings'] {
-  return { scenarios: c.scenarios, restarts: c.restarts, iterations: c.iterations, seed: c.seed, lr: c.lr[opt], initScale: c.initScale };
+  return { scenarios: c.scenarios, restarts: c.restarts, iterations: c.iterations, seed: c.seed, lr: c.lr[opt], initScale: c.initScale, reduce: c.reduce };
 }
 
 function sameSettings(a: ConfigResult['settings'], b: ConfigResult['settings']): boolean {
@@ -352,107 +434,231 @@ export function readbackPoints(iterations: number, readEvery: number): number[] 
   return pts;
 }
 
-/** Runs one configuration: S scenarios × P restarts in one engine. */
+/** The problem one scenario is attacked on: reduced where `reduce` allows and the reduction holds, else raw. */
+export interface StudyProblem {
+  /** The working scenario (D = B when reduced), with its inputs (C = x·V) for the diagnosis. */
+  scenario: Scenario;
+  regime: Regime;
+  reduction?: SubspaceReduction;
+  /** ‖(I − VVᵀ)∇W‖² (0 unless reduced): L_r of the full problem = L_r of the working one + this. */
+  outside: number;
+}
+
+/** Where the study runs lm, under which name, and what it takes (null = fits, else why not). */
+export interface StudyLmEngine {
+  gpu: boolean;
+  backend: string;
+  fits(B: number, D: number, K: number): string | null;
+}
+
+/**
+ * The lm engine of the study: the WebGPU lm kernel on a hardware adapter (within LM_CAPS and the
+ * device's binding sizes), else the float64 CPU engine (within LM_CPU_MAX_UNKNOWNS). On a CPU adapter
+ * (lavapipe) the CPU engine runs lm: there the kernel took 2–41 s per configuration of the default
+ * sweep (its per-shape pipeline compile dominates) against 0.0–0.2 s on the CPU engine (bench/RESULTS.md,
+ * "Convergence study"). A problem beyond the engine's caps is not moved to another backend: the
+ * configuration is reported as not run.
+ */
+export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
+  if (device && !isCpuDevice(device)) {
+    return {
+      gpu: true,
+      backend: 'webgpu',
+      fits: (B, D, K) => {
+        try {
+          checkLmCaps(B, D, K);
+        } catch (err) {
+          return `lm's GPU kernel: ${(err as Error).message}`;
+        }
+        return fitsLm(B, D, K, device) ? null : `lm's GPU kernel: its scratch for B·D = ${B * D} unknowns exceeds this device's binding size`;
+      },
+    };
+  }
+  return {
+    gpu: false,
+    backend: device ? 'cpu (float64 reference; lm on a CPU adapter)' : 'cpu (float64 reference)',
+    fits: (B, D) => (B * D <= LM_CPU_MAX_UNKNOWNS ? null : `lm's CPU engine takes at most ${LM_CPU_MAX_UNKNOWNS} unknowns, this problem has B·D = ${B * D}`),
+  };
+}
+
+export interface ConfigurationPlan {
+  scenarios: Scenario[];
+  problems: StudyProblem[];
+  /** Why the configuration cannot run (then nothing runs), e.g. beyond lm's caps. */
+  skip?: string;
+}
+
+/** The scenarios of a configuration, the problem each is attacked on, and whether it can run at all. */
+export function planConfiguration(device: GPUDevice | null, point: StudyPoint, c: StudyConfig): ConfigurationPlan {
+  const scenarios = studyScenarios(point, c.scenarios, c.seed);
+  const problems = scenarios.map((s): StudyProblem => {
+    const { info, reduction } = analyseScenario(s, c.reduce);
+    return { scenario: reduction?.scenario ?? s, regime: info.regime, ...(reduction ? { reduction } : {}), outside: info.outOfSubspaceEnergy ?? 0 };
+  });
+  if (point.optimizer === 'lm') {
+    const lm = studyLmEngine(device);
+    for (const pr of problems) {
+      const why = lm.fits(pr.scenario.B, pr.scenario.D, pr.scenario.K);
+      if (why) return { scenarios, problems, skip: `${why} (${pr.regime} regime${pr.reduction ? ', reduced' : ', not reduced'})` };
+    }
+  }
+  return { scenarios, problems };
+}
+
+/**
+ * Runs one configuration: S scenarios × P restarts. Scenarios left raw share ONE engine (its groups);
+ * each reduced scenario runs in its own engine (its weights VᵀW differ), at the same read-back points.
+ */
 export async function runConfiguration(
   device: GPUDevice | null,
   point: StudyPoint,
   c: StudyConfig,
-  opts: { backend?: string; onProgress?: (iteration: number) => void } = {},
+  opts: { backend?: string; plan?: ConfigurationPlan; onProgress?: (iteration: number, run: number, runs: number) => void } = {},
 ): Promise<ConfigResult> {
   const S = c.scenarios;
   const P = c.restarts;
-  const { B, D, K } = point;
+  const { B, D } = point;
   const BD = B * D;
-  const scenarios = studyScenarios(point, S, c.seed);
+  const plan = opts.plan ?? planConfiguration(device, point, c);
+  if (plan.skip) throw new DlgInputError('configuration', `one the study can run (${point.key})`, plan.skip);
+  const { scenarios, problems } = plan;
 
   const t0 = performance.now();
   const diags = scenarios.map((s) => diagnose(s));
+  const workDiags = problems.map((pr, i) => (pr.reduction ? diagnose(pr.scenario) : diags[i]));
   const diagnoseMs = performance.now() - t0;
 
   const gNorm = scenarios.map((s) => gradientNormSq(s.gradient));
-  const tolAbs = scenarios.map((s, i) => {
-    const sigmaMin = Math.sqrt(diags[i].hessian.smallestNonZero / 2);
+  // tol_s on the working problem: near its isolated solution L_r ≥ σ_min²‖δ‖², and ‖δC‖ = ‖δx‖ (V orthonormal).
+  const tolAbs = problems.map((pr, i) => {
+    const sigmaMin = Math.sqrt(workDiags[i].hessian.smallestNonZero / 2);
     let xx = 0;
-    for (const v of s.inputs!) xx += v * v;
+    for (const v of pr.scenario.inputs!) xx += v * v;
     return (0.5 * STUDY_REL_ERROR * Math.sqrt(xx) * sigmaMin) ** 2;
   });
   const lrSetting = c.lr[point.optimizer];
-  const lrUsed = lrSetting === 'auto' ? 1 / quantile(diags.map((d) => d.hessian.largest), 0.5)! : lrSetting;
+  const lrUsed = lrSetting === 'auto' ? 1 / quantile(workDiags.map((d) => d.hessian.largest), 0.5)! : lrSetting;
 
-  const engineOpts: EngineOptions = {
-    layer: scenarios[0],
-    target: scenarios[0].gradient,
-    groups: scenarios.map((s) => ({ y: s.y, target: s.gradient })),
-    P,
-    optimizer: point.optimizer,
-    lr: lrUsed,
-    tolAbs,
-    label: 'study',
-  };
+  const lm = point.optimizer === 'lm' ? studyLmEngine(device) : undefined;
+  const onGpu = device !== null && (lm === undefined || lm.gpu);
+  const backend = onGpu ? (opts.backend ?? 'webgpu') : (lm?.backend ?? opts.backend ?? 'cpu');
+
+  // Starting points in the full space (the same for every optimizer); reduced runs start from C = x0·V.
   const rng = new Rng(hash32(`${c.seed}/${point.key}`));
   const x0 = new Float64Array(S * P * BD);
   for (let i = 0; i < x0.length; i++) x0[i] = c.initScale * rng.normal();
 
-  const history = { iteration: [] as number[], median: [] as number[], q25: [] as number[], q75: [] as number[] };
+  const raw = problems.flatMap((pr, i) => (pr.reduction ? [] : [i]));
+  const runs: number[][] = [...(raw.length ? [raw] : []), ...problems.flatMap((pr, i) => (pr.reduction ? [[i]] : []))];
+
   const total = S * P;
+  const bestLoss = new Float64Array(total); // L_r of the full problem
+  const status = new Uint32Array(total);
+  const iterations = new Uint32Array(total);
+  const best = new Float64Array(total * BD); // full-space points
   const convergedAt = new Float64Array(total).fill(NaN);
-  let engine: EngineHandle | undefined;
-  const tRun = performance.now();
-  let done = 0;
-  let status: EngineStatus | undefined;
-  try {
-    engine = device ? createAttackEngine(device, engineOpts) : createCpuEngine(engineOpts);
-    engine.setInputs(x0);
-    for (const pt of readbackPoints(c.iterations, c.readEvery)) {
-      engine.run(pt - done);
-      done = pt;
-      status = await engine.readStatus();
-      const now = performance.now() - tRun;
-      const perScenario: number[] = [];
-      let running = 0;
-      for (let s = 0; s < S; s++) {
-        let best = Infinity;
-        for (let p = s * P; p < (s + 1) * P; p++) {
-          const v = status.bestLoss[p];
-          if (v < best) best = v;
-          if (status.status[p] === 0) running++;
-          else if (Number.isNaN(convergedAt[p])) convergedAt[p] = now;
-        }
-        perScenario.push(best / gNorm[s]);
-      }
-      history.iteration.push(pt);
-      history.median.push(quantile(perScenario, 0.5)!);
-      history.q25.push(quantile(perScenario, 0.25)!);
-      history.q75.push(quantile(perScenario, 0.75)!);
-      opts.onProgress?.(pt);
-      if (running === 0) break;
-    }
-    const best = await engine.readBest();
-    const wallTimeMs = performance.now() - tRun;
-    return summarise(point, c, scenarios, diags, tolAbs, gNorm, status!, best, convergedAt, wallTimeMs, {
-      lrUsed, done, diagnoseMs, history, backend: opts.backend ?? (device ? 'webgpu' : 'cpu'),
+  const runWallMs = new Float64Array(S);
+  const trace: number[][] = scenarios.map(() => []); // best relative L_r per scenario at each read-back reached
+  const pts = readbackPoints(c.iterations, c.readEvery);
+  let wallTimeMs = 0;
+  let maxDone = 0;
+  for (let ri = 0; ri < runs.length; ri++) {
+    const idx = runs[ri];
+    const work = problems[idx[0]].scenario;
+    const red = problems[idx[0]].reduction;
+    const bw = work.B * work.D;
+    const engineOpts: EngineOptions = {
+      layer: work,
+      target: work.gradient,
+      groups: idx.map((i) => ({ y: problems[i].scenario.y, target: problems[i].scenario.gradient })),
+      P,
+      optimizer: point.optimizer,
+      lr: lrUsed,
+      tolAbs: idx.map((i) => tolAbs[i]),
+      label: 'study',
+    };
+    const x0r = new Float64Array(idx.length * P * bw);
+    idx.forEach((si, g) => {
+      const slice = x0.subarray(si * P * BD, (si + 1) * P * BD);
+      x0r.set(red ? red.project(slice, P) : slice, g * P * bw);
     });
-  } finally {
-    engine?.destroy();
+    let engine: EngineHandle | undefined;
+    const tRun = performance.now();
+    try {
+      engine = onGpu ? createAttackEngine(device!, engineOpts) : createCpuEngine(engineOpts);
+      engine.setInputs(x0r);
+      let done = 0;
+      let st: EngineStatus | undefined;
+      for (const pt of pts) {
+        engine.run(pt - done);
+        done = pt;
+        st = await engine.readStatus();
+        const now = performance.now() - tRun;
+        let running = 0;
+        idx.forEach((si, g) => {
+          let b = Infinity;
+          for (let q = 0; q < P; q++) {
+            const p = g * P + q;
+            if (st!.bestLoss[p] < b) b = st!.bestLoss[p];
+            if (st!.status[p] === 0) running++;
+            else if (Number.isNaN(convergedAt[si * P + q])) convergedAt[si * P + q] = now;
+          }
+          trace[si].push((b + problems[si].outside) / gNorm[si]);
+        });
+        opts.onProgress?.(pt, ri, runs.length);
+        if (running === 0) break;
+      }
+      const pointsOut = await engine.readBest();
+      const ms = performance.now() - tRun;
+      wallTimeMs += ms;
+      maxDone = Math.max(maxDone, done);
+      const full = red ? red.lift(pointsOut, P) : pointsOut;
+      idx.forEach((si, g) => {
+        runWallMs[si] = ms;
+        for (let q = 0; q < P; q++) {
+          bestLoss[si * P + q] = st!.bestLoss[g * P + q] + problems[si].outside;
+          status[si * P + q] = st!.status[g * P + q];
+          iterations[si * P + q] = st!.iterations[g * P + q];
+        }
+        best.set(full.subarray(g * P * BD, (g + 1) * P * BD), si * P * BD);
+      });
+    } finally {
+      engine?.destroy();
+    }
   }
+  // History over the read-backs any run reached; a run that ended early (all restarts frozen) keeps its last value.
+  const reached = Math.max(...trace.map((t) => t.length));
+  const history = { iteration: pts.slice(0, reached), median: [] as number[], q25: [] as number[], q75: [] as number[] };
+  for (let j = 0; j < reached; j++) {
+    const at = trace.map((t) => t[Math.min(j, t.length - 1)]);
+    history.median.push(quantile(at, 0.5)!);
+    history.q25.push(quantile(at, 0.25)!);
+    history.q75.push(quantile(at, 0.75)!);
+  }
+  return summarise(point, c, plan, diags, workDiags, tolAbs, gNorm, { bestLoss, status, iterations }, best, convergedAt, runWallMs, wallTimeMs, {
+    lrUsed, done: maxDone, diagnoseMs, history, backend, engineRuns: runs.length,
+  });
 }
 
 function summarise(
   point: StudyPoint,
   c: StudyConfig,
-  scenarios: Scenario[],
+  plan: ConfigurationPlan,
   diags: ReturnType<typeof diagnose>[],
+  workDiags: ReturnType<typeof diagnose>[],
   tolAbs: number[],
   gNorm: number[],
-  status: { bestLoss: Float32Array; status: Uint32Array; iterations: Uint32Array },
-  best: Float32Array,
+  status: { bestLoss: Float64Array; status: Uint32Array; iterations: Uint32Array },
+  best: Float64Array,
   convergedAt: Float64Array,
+  runWallMs: Float64Array,
   wallTimeMs: number,
-  extra: { lrUsed: number; done: number; diagnoseMs: number; history: ConfigResult['history']; backend: string },
+  extra: { lrUsed: number; done: number; diagnoseMs: number; history: ConfigResult['history']; backend: string; engineRuns: number },
 ): ConfigResult {
   const { B, D, K } = point;
   const BD = B * D;
   const P = c.restarts;
+  const { scenarios, problems } = plan;
   const totals: StudyOutcomes = { success: 0, stalled: 0, otherSolution: 0, nonFinite: 0 };
   const scen: ScenarioResult[] = scenarios.map((s, si) => {
     const o: StudyOutcomes = { success: 0, stalled: 0, otherSolution: 0, nonFinite: 0 };
@@ -468,7 +674,7 @@ function summarise(
         o.success++;
         const it = status.iterations[p];
         // A success still running at the cap has no stopping time: its iterations are the cap (an upper bound).
-        const tm = Number.isNaN(convergedAt[p]) ? wallTimeMs : convergedAt[p];
+        const tm = Number.isNaN(convergedAt[p]) ? runWallMs[si] : convergedAt[p];
         okIters.push(it);
         if (iters === null || it < iters) iters = it;
         if (time === null || tm < time) time = tm;
@@ -478,13 +684,18 @@ function summarise(
     }
     (Object.keys(o) as (keyof StudyOutcomes)[]).forEach((k) => (totals[k] += o[k]));
     const d = diags[si];
+    const w = workDiags[si];
+    const pr = problems[si];
     return {
       seed: c.seed + si,
+      regime: pr.regime,
+      unknowns: pr.scenario.B * pr.scenario.D,
+      reduced: pr.reduction !== undefined,
       rank: d.jacobian.rank,
       solutionDim: d.solutionDim,
-      kappa: Number.isFinite(d.hessian.conditionNumber) ? d.hessian.conditionNumber : null,
-      smallestEigenvalue: d.hessian.smallestNonZero,
-      largestEigenvalue: d.hessian.largest,
+      kappa: Number.isFinite(w.hessian.conditionNumber) ? w.hessian.conditionNumber : null,
+      smallestEigenvalue: w.hessian.smallestNonZero,
+      largestEigenvalue: w.hessian.largest,
       tolAbs: tolAbs[si],
       success: o.success > 0,
       relativeError: Number.isFinite(bestRel) ? bestRel : null,
@@ -495,19 +706,30 @@ function summarise(
     };
   });
   const ok = scen.filter((s) => s.success);
-  const kappas = scen.map((s) => s.kappa).filter((v): v is number => v !== null);
-  const kq = quartiles(kappas);
+  const finite = (xs: number[]) => xs.filter((v) => Number.isFinite(v));
+  const kq = quartiles(scen.map((s) => s.kappa).filter((v): v is number => v !== null));
+  const regimes: Partial<Record<Regime, number>> = {};
+  for (const pr of problems) regimes[pr.regime] = (regimes[pr.regime] ?? 0) + 1;
+  const regime = (Object.keys(regimes) as Regime[]).reduce((a, r) => (regimes[r]! > regimes[a]! ? r : a));
   return {
     format: STUDY_FORMAT,
     ...point,
     settings: settingsOf(c, point.optimizer),
     backend: extra.backend,
+    problem: {
+      regime,
+      regimes,
+      unknowns: quantile(problems.map((pr) => pr.scenario.B * pr.scenario.D), 0.5)!,
+      reducedScenarios: scen.filter((s) => s.reduced).length,
+      engineRuns: extra.engineRuns,
+    },
     lrUsed: extra.lrUsed,
     identifiable: BD <= D * K + K,
     diagnosis: {
       rankMedian: quantile(scen.map((s) => s.rank), 0.5)!,
       solutionDimMedian: quantile(scen.map((s) => s.solutionDim), 0.5)!,
       kappa: kq,
+      kappaUnreduced: quartiles(finite(diags.map((d) => d.hessian.conditionNumber))),
       smallestEigenvalue: quartiles(scen.map((s) => s.smallestEigenvalue))!,
       largestEigenvalue: quartiles(scen.map((s) => s.largestEigenvalue))!,
       predictedIterations: kq ? Math.ceil(kq.median * Math.log(1 / STUDY_REL_ERROR)) : null,
@@ -516,6 +738,7 @@ function summarise(
     restartSuccessRate: totals.success / (scen.length * P),
     outcomes: totals,
     itersToSuccess: quartiles(ok.map((s) => s.itersToSuccess!)),
+    itersTypical: quartiles(ok.map((s) => s.itersMedianSuccessful!)),
     timeToSuccessMs: quartiles(ok.map((s) => s.timeToSuccessMs!)),
     history: extra.history,
     iterationsRun: extra.done,
@@ -554,9 +777,10 @@ export function readStudyResults(path: string): ConfigResult[] {
 
 export const STUDY_CSV_COLUMNS = [
   'key', 'dataset', 'B', 'D', 'K', 'optimizer', 'scenarios', 'restarts', 'iterations', 'lr', 'backend',
-  'identifiable', 'rank_median', 'solution_dim_median', 'kappa_median', 'smallest_eigenvalue_median', 'largest_eigenvalue_median',
+  'regime', 'unknowns_median', 'reduced_scenarios',
+  'identifiable', 'rank_median', 'solution_dim_median', 'kappa_median', 'kappa_unreduced_median', 'smallest_eigenvalue_median', 'largest_eigenvalue_median',
   'predicted_iterations', 'success_rate', 'restart_success_rate', 'iters_to_success_q25', 'iters_to_success_median',
-  'iters_to_success_q75', 'time_to_success_ms_median', 'success', 'stalled', 'other_solution', 'non_finite',
+  'iters_to_success_q75', 'iters_typical_median', 'time_to_success_ms_median', 'success', 'stalled', 'other_solution', 'non_finite',
   'final_rel_loss_median', 'iterations_run', 'wall_time_ms', 'diagnose_ms',
 ] as const;
 
@@ -572,9 +796,10 @@ export function studyResultsCsv(results: ConfigResult[]): string {
     const h = r.history.median;
     const cells: unknown[] = [
       r.key, r.dataset, r.B, r.D, r.K, r.optimizer, r.settings.scenarios, r.settings.restarts, r.settings.iterations, r.lrUsed, r.backend,
-      r.identifiable, r.diagnosis.rankMedian, r.diagnosis.solutionDimMedian, r.diagnosis.kappa?.median, r.diagnosis.smallestEigenvalue.median,
-      r.diagnosis.largestEigenvalue.median, r.diagnosis.predictedIterations, r.successRate, r.restartSuccessRate, r.itersToSuccess?.q25,
-      r.itersToSuccess?.median, r.itersToSuccess?.q75, r.timeToSuccessMs?.median, r.outcomes.success, r.outcomes.stalled,
+      r.problem?.regime, r.problem?.unknowns, r.problem?.reducedScenarios,
+      r.identifiable, r.diagnosis.rankMedian, r.diagnosis.solutionDimMedian, r.diagnosis.kappa?.median, r.diagnosis.kappaUnreduced?.median,
+      r.diagnosis.smallestEigenvalue.median, r.diagnosis.largestEigenvalue.median, r.diagnosis.predictedIterations, r.successRate, r.restartSuccessRate,
+      r.itersToSuccess?.q25, r.itersToSuccess?.median, r.itersToSuccess?.q75, r.itersTypical?.median, r.timeToSuccessMs?.median, r.outcomes.success, r.outcomes.stalled,
       r.outcomes.otherSolution, r.outcomes.nonFinite, h[h.length - 1], r.iterationsRun, r.wallTimeMs, r.diagnoseMs,
     ];
     return cells.map(csvCell).join(',');
@@ -582,15 +807,28 @@ export function studyResultsCsv(results: ConfigResult[]): string {
   return [STUDY_CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
 }
 
-export const STUDY_PLOT_NAMES = ['a_loss_vs_iteration', 'b_success_vs_batch', 'c_phase_diagram', 'd_flatness_vs_batch', 'd_iterations_vs_kappa'] as const;
+export const STUDY_PLOT_NAMES = [
+  'a_loss_vs_iteration', 'b_success_vs_batch', 'c_phase_diagram', 'd_flatness_vs_batch', 'd_iterations_vs_kappa', 'e_iterations_vs_kappa_by_optimizer',
+] as const;
 
-/** Writes results.csv and the plots (PNG + SVG) for `results` into `dir`; returns the paths. */
-export async function writeStudyOutputs(dir: string, results: ConfigResult[], opts: { plots?: boolean } = {}): Promise<string[]> {
+/**
+ * Writes results.csv, summary.md (the measured picture, generated from `results`) and the plots
+ * (PNG + SVG) into `dir`; returns the paths.
+ */
+export async function writeStudyOutputs(
+  dir: string,
+  results: ConfigResult[],
+  opts: { plots?: boolean; notRun?: NotRun[]; config?: StudyConfig } = {},
+): Promise<string[]> {
   const files: string[] = [];
   const csv = join(dir, 'results.csv');
   writeFileAtomic(csv, studyResultsCsv(results));
   files.push(csv);
-  if (opts.plots !== false && results.length > 0) {
+  const plots = opts.plots !== false && results.length > 0;
+  const summary = join(dir, 'summary.md');
+  writeFileAtomic(summary, studySummaryMarkdown(results, { notRun: opts.notRun ?? [], config: opts.config, plots: plots ? ['e_iterations_vs_kappa_by_optimizer.png', 'd_iterations_vs_kappa.png'] : [] }));
+  files.push(summary);
+  if (plots) {
     const specs = studyPlotSpecs(results);
     for (const name of STUDY_PLOT_NAMES) files.push(...(await writePlot(join(dir, name), specs[name])));
   }
@@ -643,11 +881,20 @@ export async function study(device: GPUDevice | null, config: unknown, run: Stud
   }
   const results = [...previous];
   const ran: string[] = [];
+  const notRun: NotRun[] = [];
   for (let i = 0; i < todo.length; i++) {
     const p = todo[i];
+    const plan = planConfiguration(device, p, c);
+    if (plan.skip) {
+      const n = { key: p.key, reason: plan.skip };
+      notRun.push(n);
+      run.onNotRun?.(n, i, todo.length);
+      continue;
+    }
     const r = await runConfiguration(device, p, c, {
       backend: run.backend,
-      onProgress: (iteration) => run.onProgress?.({ index: i, total: todo.length, key: p.key, iteration, iterations: c.iterations }),
+      plan,
+      onProgress: (iteration, ri, runs) => run.onProgress?.({ index: i, total: todo.length, key: p.key, iteration, iterations: c.iterations, run: ri, runs }),
     });
     results.push(r);
     ran.push(p.key);
@@ -663,7 +910,7 @@ export async function study(device: GPUDevice | null, config: unknown, run: Stud
   const files: string[] = [];
   if (run.out !== undefined && jsonl) {
     if (results.length > 0) writeFileAtomic(jsonl, results.map((x) => jsonLine(x)).join('\n') + '\n');
-    files.push(jsonl, ...(await writeStudyOutputs(run.out, results, { plots: run.plots })));
+    files.push(jsonl, ...(await writeStudyOutputs(run.out, results, { plots: run.plots, notRun, config: c })));
   }
-  return { results, ran, skipped, files, wallTimeMs: performance.now() - t0 };
+  return { results, ran, skipped, notRun, files, wallTimeMs: performance.now() - t0 };
 }

@@ -6,8 +6,12 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DlgInputError } from '../src/errors.js';
 import { renderVegaLite } from '../src/plots.js';
+import { LM_CPU_MAX_UNKNOWNS } from '../src/attack.js';
+import { kappaTrend, studyFindings, trendSentence } from '../src/study-report.js';
 import {
   type ConfigResult,
+  DEFAULT_STUDY_CONFIG,
+  FULL_STUDY_CONFIG,
   STUDY_CSV_COLUMNS,
   STUDY_PLOT_NAMES,
   expandStudy,
@@ -121,13 +125,131 @@ function readdirNoTemp(dir: string): boolean {
   return !spawnSync('ls', ['-a', dir], { encoding: 'utf8' }).stdout.includes('.tmp');
 }
 
+describe('study: lm on the CPU engine, reduced per scenario', () => {
+  const out = join(root, 'lm');
+  // (B, 4, 4): B ≤ K < D reduces to B² unknowns; (4, 4, 1) is not identifiable (B·D = 16 > D·K + K = 5).
+  const cfg = { batch: [1, 2], features: [4], outputs: [4], optimizer: ['adam', 'lm'], scenarios: 2, restarts: 4, iterations: 200, readEvery: 100 };
+  let results: ConfigResult[] = [];
+
+  it('runs lm per reduced scenario, lifts its points back and scores them against the truth; results carry the regime', async () => {
+    const progress: { run: number; runs: number }[] = [];
+    const r = await study(null, cfg, { out, onProgress: (p) => progress.push({ run: p.run, runs: p.runs }) });
+    results = r.results;
+    expect(r.ran).toEqual(['gaussian/B1/D4/K4/adam', 'gaussian/B2/D4/K4/adam', 'gaussian/B1/D4/K4/lm', 'gaussian/B2/D4/K4/lm']);
+    expect(r.notRun).toEqual([]);
+    for (const c of r.results) {
+      // Every optimizer solves the attack's problem: the reduced one, one engine per scenario.
+      expect(c.settings.reduce).toBe('auto');
+      expect(c.problem).toEqual({ regime: 'subspace', regimes: { subspace: 2 }, unknowns: c.B * c.B, reducedScenarios: 2, engineRuns: 2 });
+      for (const s of c.scenarios) expect([s.regime, s.unknowns, s.reduced]).toEqual(['subspace', c.B * c.B, true]);
+      expect(c.diagnosis.kappaUnreduced!.median).toBeGreaterThan(0);
+      const o = c.outcomes;
+      expect(o.success + o.stalled + o.otherSolution + o.nonFinite).toBe(2 * 4);
+    }
+    expect(progress.some((p) => p.runs === 2 && p.run === 1)).toBe(true);
+    const lm = r.results.filter((c) => c.optimizer === 'lm');
+    for (const c of lm) {
+      expect(c.backend).toMatch(/cpu/);
+      expect(c.successRate).toBe(1); // scored in the full space: relative error < 1e-3 against x itself
+      for (const s of c.scenarios) expect(s.relativeError!).toBeLessThan(1e-3);
+      expect(c.itersTypical!.median).toBeLessThan(50);
+    }
+    // B = 1 reduced: one unknown, κ = 1 exactly.
+    expect(lm[0].diagnosis.kappa!.median).toBeCloseTo(1, 10);
+    const csv = csvRows(join(out, 'results.csv'));
+    expect(csv[0]).toEqual([...STUDY_CSV_COLUMNS]);
+    expect(csv[3][STUDY_CSV_COLUMNS.indexOf('regime')]).toBe('subspace');
+    expect(existsSync(join(out, 'e_iterations_vs_kappa_by_optimizer.png'))).toBe(true);
+  });
+
+  it('summary.md states what the results measured: sentences and table generated from them', () => {
+    const md = readFileSync(join(out, 'summary.md'), 'utf8');
+    const findings = studyFindings(results);
+    expect(findings.length).toBeGreaterThanOrEqual(3);
+    for (const f of findings) expect(md).toContain(f);
+    const lm = results.filter((c) => c.optimizer === 'lm');
+    const t = kappaTrend(results, 'lm');
+    expect(t.points.map((p) => p.key)).toEqual(lm.map((c) => c.key)); // B = 1 (κ = 1) before B = 2
+    expect(md).toContain(`${lm[1].itersTypical!.median}`);
+    expect(md).toMatch(/\| gaussian\/B2\/D4\/K4 \| subspace \| 4 \(reduced\) \| yes \|/);
+    expect(md).toContain('the problem `dlg attack` would solve');
+    expect(md).toContain('![e_iterations_vs_kappa_by_optimizer.png]');
+  });
+
+  it('--resume keeps the lm lines and runs only what is new', async () => {
+    const before = readFileSync(join(out, 'results.jsonl'), 'utf8');
+    const r = await study(null, { ...cfg, optimizer: ['adam', 'lm'] }, { out, resume: true, plots: false });
+    expect(r.ran).toEqual([]);
+    expect(r.skipped).toEqual(['gaussian/B1/D4/K4/adam', 'gaussian/B2/D4/K4/adam', 'gaussian/B1/D4/K4/lm', 'gaussian/B2/D4/K4/lm']);
+    expect(readFileSync(join(out, 'results.jsonl'), 'utf8')).toBe(before);
+    // reduce is a setting: a resume with the raw problem refuses these lines
+    await expect(study(null, { ...cfg, reduce: 'off' }, { out, resume: true, plots: false })).rejects.toThrow(/resume: expected results in .* same settings/);
+  });
+
+  it('reduce off: every optimizer on the raw problem (one engine); a non-identifiable lm configuration stays unsolved', async () => {
+    const r = await study(null, { ...cfg, batch: [4], outputs: [1], optimizer: ['lm'], reduce: 'off', restarts: 2 });
+    const c = r.results[0];
+    expect(c.problem).toMatchObject({ regime: 'unidentifiable', unknowns: 16, reducedScenarios: 0, engineRuns: 1 });
+    expect(c.identifiable).toBe(false);
+    expect(c.successRate).toBe(0);
+    expect(unsolved(r.results)).toMatch(/non-identifiable .* stay unsolved/);
+  });
+
+  it('a configuration beyond lm\'s caps is not run, with the reason, and the rest of the sweep runs', async () => {
+    const dir = join(root, 'lm-cap');
+    const D = Math.ceil((LM_CPU_MAX_UNKNOWNS + 1) / 16);
+    const r = await study(null, { batch: [16], features: [D], outputs: [1], optimizer: ['lm'], scenarios: 1, restarts: 1, iterations: 1 }, { out: dir });
+    expect(r.results).toEqual([]);
+    expect(r.notRun).toHaveLength(1);
+    expect(r.notRun[0].key).toBe(`gaussian/B16/D${D}/K1/lm`);
+    expect(r.notRun[0].reason).toMatch(new RegExp(`at most ${LM_CPU_MAX_UNKNOWNS} unknowns.*${16 * D}.*unidentifiable`));
+    expect(readFileSync(join(dir, 'summary.md'), 'utf8')).toContain(`- gaussian/B16/D${D}/K1/lm: ${r.notRun[0].reason}.`);
+  });
+});
+
+function unsolved(results: ConfigResult[]): string {
+  return studyFindings(results).join(' ');
+}
+
+describe('study report', () => {
+  const fake = (optimizer: string, kappa: number, iters: number | null, success = 1): ConfigResult =>
+    ({
+      key: `gaussian/B${Math.round(kappa)}/D1/K1/${optimizer}`,
+      optimizer,
+      identifiable: iters !== null,
+      successRate: iters === null ? 0 : 1,
+      restartSuccessRate: success,
+      settings: { iterations: 3000 },
+      diagnosis: { kappa: { q25: kappa, median: kappa, q75: kappa } },
+      itersTypical: iters === null ? null : { q25: iters, median: iters, q75: iters },
+      scenarios: iters === null ? [] : [{ success: true, kappa, itersMedianSuccessful: iters }],
+    }) as unknown as ConfigResult;
+
+  it('the sentences follow the numbers: growth for first-order, a flat range for lm, unsolved non-identifiable runs', () => {
+    const rs = [fake('adam', 1, 100, 1), fake('adam', 30, 300, 0.9), fake('adam', 500, 2000, 0.4), fake('lm', 1, 3), fake('lm', 30, 4), fake('lm', 500, 7), fake('lm', 40, null)];
+    const adam = trendSentence(kappaTrend(rs, 'adam'));
+    expect(adam).toMatch(/^adam's median iterations to tolerance grow from 100 at κ ≈ 1 .* to 2000 at κ ≈ 500 /);
+    expect(adam).toMatch(/drop from 100% to 40%/);
+    expect(adam).toMatch(/κ\^0\.\d\d/);
+    expect(trendSentence(kappaTrend(rs, 'lm'))).toMatch(/^lm's median iterations to tolerance stay at 3–7 while κ goes from 1 to 500/);
+    expect(unsolved(rs)).toMatch(/All 1 non-identifiable runs .* stay unsolved/);
+    // Other numbers, other sentence: nothing is hard-coded.
+    const falling = [fake('gd', 1, 900), fake('gd', 100, 90)];
+    expect(trendSentence(kappaTrend(falling, 'gd'))).toMatch(/^gd's median iterations to tolerance fall from 900/);
+    expect(trendSentence(kappaTrend([fake('gd', 5, null)], 'gd'))).toBe('gd solved no configuration, so it has no iteration count.');
+  });
+});
+
 describe('study configuration', () => {
-  it('validateStudyConfig fills the defaults: the issue sweep is 5×4×3×2 = 120 configurations', () => {
+  it('the default sweep includes lm and is small; --full is the old 5×4×3×2 = 120-configuration sweep', () => {
     const c = validateStudyConfig({});
-    expect(expandStudy(c)).toHaveLength(120);
-    expect(c.scenarios).toBe(32);
-    expect(c.restarts).toBe(256);
-    expect(c.iterations).toBe(5000);
+    expect(c.optimizer).toEqual(['gd', 'adam', 'lm']);
+    expect(c.reduce).toBe('auto');
+    expect(expandStudy(c)).toHaveLength(DEFAULT_STUDY_CONFIG.batch.length * DEFAULT_STUDY_CONFIG.features.length * DEFAULT_STUDY_CONFIG.outputs.length * 3);
+    const full = validateStudyConfig({}, FULL_STUDY_CONFIG);
+    expect(expandStudy(full)).toHaveLength(120);
+    expect([full.scenarios, full.restarts, full.iterations]).toEqual([32, 256, 5000]);
+    expect(validateStudyConfig({ restarts: 8 }, FULL_STUDY_CONFIG).batch).toEqual([1, 2, 4, 8, 16]);
   });
 
   it('iris and digits fix D and K (only B × optimizer vary)', () => {
@@ -172,6 +294,7 @@ describe('study configuration', () => {
       [{ iterations: 1.5 }, /^iterations: expected an integer/],
       [{ lr: { adam: -1 } }, /^lr\.adam: expected a finite number > 0/],
       [{ batchs: [1] }, /^batchs: expected a study setting/],
+      [{ reduce: 'on' }, /^reduce: expected one of 'auto', 'off'/],
       [[1, 2], /^study config: expected a JSON object/],
     ];
     for (const [cfg, msg] of bad) {
@@ -225,7 +348,7 @@ describe('dlg study (CLI)', () => {
     expect(existsSync(join(out, 'a_loss_vs_iteration.png'))).toBe(false);
     const table = cli(['--config', cfg, '--iterations', '200', '--out', out, '--backend', 'cpu', '--no-plots', '--resume']);
     expect(table.status, table.stderr).toBe(0);
-    expect(table.stdout).toMatch(/gaussian\/B1\/D2\/K1\/adam +yes/);
+    expect(table.stdout).toMatch(/gaussian\/B1\/D2\/K1\/adam +subspace +1r +yes/);
     expect(table.stdout).toMatch(/0 configuration\(s\) run, 2 resumed/);
   });
 });

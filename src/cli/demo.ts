@@ -1,7 +1,7 @@
 /**
  * `dlg demo` (what `npm start` runs): the seed study end to end on the embedded default —
  * B ∈ {1, 2}, D = 1, K = 1. Attacks, diagnostics, the B=2 loss surface with the attack's path,
- * the convergence plot, and a summary table, written to out/.
+ * the convergence sweep (gd, adam, lm: iterations to tolerance against κ), and a summary, written to out/.
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
@@ -14,7 +14,8 @@ import { gradientNormSq } from '../model.js';
 import { coordinatePlane, projectOntoPlane } from '../plane.js';
 import { writeSurfacePng } from '../render.js';
 import type { Scenario } from '../scenario.js';
-import { study } from '../study.js';
+import { type ConfigResult, type NotRun, type StudyConfig, study, validateStudyConfig } from '../study.js';
+import { studySummaryMarkdown } from '../study-report.js';
 import { createSurface } from '../surface.js';
 import { action, intArg, openDevice, printJson } from './common.js';
 
@@ -74,7 +75,21 @@ function row(s: Scenario, d: Diagnosis, r: AttackResult): DemoRow {
   };
 }
 
-function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files: string[], totalMs: number): string {
+/**
+ * The demo's convergence sweeps: the seed's shape (D = K = 1, B ∈ {1, 2}) and one where the subspace
+ * reduction applies and κ climbs into the hundreds ((B, 16, 4), B ∈ {1, 2, 4}), each with gd, adam and lm,
+ * at the same settings; the second resumes into the first's folder, so one summary and one set of plots cover both.
+ */
+export const DEMO_STUDY: { sweeps: { batch: number[]; features: number[]; outputs: number[] }[]; settings: Partial<StudyConfig> } = {
+  // The last sweep's rows come first in the results (resumed rows of other sweeps follow): the seed's shape last.
+  sweeps: [
+    { batch: [1, 2, 4], features: [16], outputs: [4] },
+    { batch: [1, 2], features: [1], outputs: [1] },
+  ],
+  settings: { optimizer: ['gd', 'adam', 'lm'], scenarios: 8, restarts: 32, iterations: 3000 },
+};
+
+function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files: string[], totalMs: number, conv: { results: ConfigResult[]; notRun: NotRun[]; config: StudyConfig }): string {
   const lines = [
     '# dlg-webgpu demo: batch 1 vs batch 2 (D = 1, K = 1)',
     '',
@@ -101,6 +116,7 @@ function summaryMarkdown(adapter: string, rows: DemoRow[], census: Census, files
     'row swap is a second exact solution, and some gradients have another exact solution besides (attack_b2.json:',
     'polish.ambiguous). Iterations grow roughly like κ·log(1/ε).',
     '',
+    studySummaryMarkdown(conv.results, { notRun: conv.notRun, config: conv.config, level: 2, plots: ['study/e_iterations_vs_kappa_by_optimizer.png'], title: 'Convergence: iterations to tolerance against κ, per optimizer (this run)' }),
     '## Files',
     '',
     ...files.map((f) => `- ${f}`),
@@ -158,21 +174,26 @@ export async function runDemo(f: DemoFlags): Promise<void> {
     files.push(surfacePath);
     log(`surface ${f.res}² written; ${census.nearZero} near-exact minima, flat fraction ${fmt(census.flatFraction)}`);
 
-    // Convergence: best L_r per iteration across seeded scenarios, B ∈ {1, 2}, adam and gd.
+    // Convergence: iterations to tolerance against κ for gd, adam and lm (DEMO_STUDY).
     const studyDir = join(f.out, 'study');
-    const st = await study(
-      device,
-      { batch: [1, 2], features: [1], outputs: [1], optimizer: ['adam', 'gd'], scenarios: 16, restarts: 256, iterations: 3000, seed: f.seed },
-      { out: studyDir, backend: dlg.adapterName, overwrite: true }, // the demo owns its folder: a rerun replaces it
-    );
+    const config = validateStudyConfig({ ...DEMO_STUDY.settings, ...DEMO_STUDY.sweeps[0], seed: f.seed });
+    // The demo owns its folder: a rerun replaces it; the later sweeps resume into it.
+    let st = await study(device, config, { out: studyDir, backend: dlg.adapterName, plots: false, overwrite: true });
+    const notRun = [...st.notRun];
+    let studyMs = st.wallTimeMs;
+    for (const sweep of DEMO_STUDY.sweeps.slice(1)) {
+      st = await study(device, { ...config, ...sweep }, { out: studyDir, backend: dlg.adapterName, resume: true });
+      notRun.push(...st.notRun);
+      studyMs += st.wallTimeMs;
+    }
     files.push(...st.files);
-    log(`convergence study: ${st.results.length} configurations in ${(st.wallTimeMs / 1000).toFixed(1)} s`);
+    log(`convergence study: ${st.results.length} configurations in ${(studyMs / 1000).toFixed(1)} s`);
 
     const totalMs = performance.now() - t0;
-    const md = summaryMarkdown(dlg.adapterName, rows, census, files, totalMs);
+    const md = summaryMarkdown(dlg.adapterName, rows, census, files, totalMs, { results: st.results, notRun, config });
     const summaryPath = join(f.out, 'summary.md');
     writeFileAtomic(summaryPath, md);
-    if (f.json) printJson({ adapter: dlg.adapterName, rows, census, study: st.results.map((c) => ({ key: c.key, successRate: c.successRate })), files: [...files, summaryPath], wallTimeMs: totalMs });
+    if (f.json) printJson({ adapter: dlg.adapterName, rows, census, study: st.results.map((c) => ({ key: c.key, regime: c.problem?.regime ?? null, successRate: c.successRate, itersTypical: c.itersTypical ?? null })), files: [...files, summaryPath], wallTimeMs: totalMs });
     else process.stdout.write(md);
   } finally {
     dlg.destroy();

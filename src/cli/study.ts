@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { DATASET_INFO } from '../datasets.js';
 import { DlgInputError } from '../errors.js';
 import { checkDistinctPaths, readJsonFile } from '../io.js';
-import { type ConfigResult, DEFAULT_STUDY_CONFIG, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../study.js';
+import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../study.js';
 import { type Backend, action, addBackendOptions, openDevice, printJson, progressBar } from './common.js';
 
 interface StudyFlags {
@@ -26,6 +26,8 @@ interface StudyFlags {
   lrLbfgs?: string;
   initScale?: string;
   readEvery?: string;
+  reduce?: string;
+  full?: boolean;
   out: string;
   resume?: boolean;
   overwrite?: boolean;
@@ -88,6 +90,7 @@ export function studyConfigFromFlags(f: StudyFlags): unknown {
   if (f.seed !== undefined) cfg.seed = scalar(f.seed);
   if (f.initScale !== undefined) cfg.initScale = scalar(f.initScale);
   if (f.readEvery !== undefined) cfg.readEvery = scalar(f.readEvery);
+  if (f.reduce !== undefined) cfg.reduce = f.reduce.trim();
   if (f.lrAdam !== undefined || f.lrGd !== undefined || f.lrLbfgs !== undefined) {
     const lr = { ...((cfg.lr as object) ?? {}) } as Record<string, unknown>;
     if (f.lrAdam !== undefined) lr.adam = scalar(f.lrAdam);
@@ -104,10 +107,12 @@ function fmt(v: number | null | undefined, digits = 3): string {
   return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : v.toPrecision(digits).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
 }
 
-export function studyTable(results: ConfigResult[]): string {
-  const head = ['configuration', 'ident.', 'rank', 'λ_min', 'κ', 'solved', 'restarts ok', 'iters (med)', 'stalled', 'other sol.', 'non-finite', 'wall s'];
+export function studyTable(results: ConfigResult[], notRun: NotRun[] = []): string {
+  const head = ['configuration', 'regime', 'unknowns', 'ident.', 'rank', 'λ_min', 'κ', 'solved', 'restarts ok', 'iters (med)', 'stalled', 'other sol.', 'non-finite', 'wall s'];
   const rows = results.map((r) => [
     r.key,
+    r.problem?.regime ?? '—',
+    r.problem ? `${r.problem.unknowns}${r.problem.reducedScenarios ? 'r' : ''}` : '—',
     r.identifiable ? 'yes' : 'no',
     fmt(r.diagnosis.rankMedian),
     fmt(r.diagnosis.smallestEigenvalue.median),
@@ -122,7 +127,8 @@ export function studyTable(results: ConfigResult[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(head), ...rows.map(line)].join('\n') + '\n';
+  const skipped = notRun.map((n) => `${n.key}: not run (${n.reason})`);
+  return [line(head), ...rows.map(line), ...skipped].join('\n') + '\n';
 }
 
 /** The --json summary: one entry per configuration (the full records are in results.jsonl). */
@@ -130,10 +136,13 @@ export function studySummaryJson(r: StudyResult): unknown {
   return {
     ran: r.ran,
     skipped: r.skipped,
+    notRun: r.notRun,
     files: r.files,
     wallTimeMs: r.wallTimeMs,
     configurations: r.results.map((c) => ({
       key: c.key,
+      regime: c.problem?.regime ?? null,
+      unknowns: c.problem?.unknowns ?? null,
       identifiable: c.identifiable,
       rank: c.diagnosis.rankMedian,
       kappa: c.diagnosis.kappa?.median ?? null,
@@ -141,6 +150,7 @@ export function studySummaryJson(r: StudyResult): unknown {
       restartSuccessRate: c.restartSuccessRate,
       outcomes: c.outcomes,
       itersToSuccess: c.itersToSuccess,
+      itersTypical: c.itersTypical ?? null,
       wallTimeMs: c.wallTimeMs,
     })),
   };
@@ -155,7 +165,7 @@ export function registerStudy(program: Command): void {
     .option('--batch <list>', `batch sizes B (default ${d.batch.join(',')})`)
     .option('--features <list>', `features D (default ${d.features.join(',')}; iris/digits fix D)`)
     .option('--outputs <list>', `outputs K (default ${d.outputs.join(',')}; iris/digits fix K)`)
-    .option('--optimizer <list>', `optimizers among adam,gd,lbfgs (default ${d.optimizer.join(',')})`)
+    .option('--optimizer <list>', `optimizers among gd,adam,lbfgs,lm (default ${d.optimizer.join(',')})`)
     .option('--dataset <list>', `data sets among gaussian,iris,digits (default ${d.dataset.join(',')})`)
     .option('--scenarios <S>', `seeded scenarios per configuration (default ${d.scenarios})`)
     .option('--restarts <P>', `restarts per scenario (default ${d.restarts})`)
@@ -166,6 +176,12 @@ export function registerStudy(program: Command): void {
     .option('--lr-lbfgs <lr>', `L-BFGS first trial step (default ${d.lr.lbfgs})`)
     .option('--init-scale <s>', `restarts start from N(0, s²) (default ${d.initScale})`)
     .option('--read-every <n>', `read back every n iterations after 1,2,5,…,100 (default ${d.readEvery})`)
+    .option('--reduce <mode>', "'auto': every optimizer solves what dlg attack solves (the subspace-reduced problem where it holds); 'off': the raw problem (default auto)")
+    .option(
+      '--full',
+      `the big sweep as the base instead of the default: B ∈ {${FULL_STUDY_CONFIG.batch.join(',')}} × D ∈ {${FULL_STUDY_CONFIG.features.join(',')}} × K ∈ {${FULL_STUDY_CONFIG.outputs.join(',')}} × {${FULL_STUDY_CONFIG.optimizer.join(',')}}, ` +
+        `S=${FULL_STUDY_CONFIG.scenarios}, P=${FULL_STUDY_CONFIG.restarts}, ${FULL_STUDY_CONFIG.iterations} iterations (about 99 min on lavapipe); flags and --config override it`,
+    )
     .option('--out <dir>', 'output folder (created if missing)', 'out/study')
     .option('--resume', 'skip configurations already in <out>/results.jsonl (same settings required)')
     .option('--overwrite', 'replace earlier results in <out> (without it, or --resume, a folder with results.jsonl is refused)')
@@ -175,7 +191,7 @@ export function registerStudy(program: Command): void {
     action(async (flags: StudyFlags) => {
       // Validate everything before opening a device or touching the output folder.
       const raw = studyConfigFromFlags(flags);
-      const config = validateStudyConfig(raw);
+      const config = validateStudyConfig(raw, flags.full ? FULL_STUDY_CONFIG : DEFAULT_STUDY_CONFIG);
       const keys = raw !== null && typeof raw === 'object' ? Object.keys(raw) : [];
       checkFixedShapes(config, { features: keys.includes('features'), outputs: keys.includes('outputs') });
       if (flags.resume && flags.overwrite) throw new DlgInputError('--overwrite', 'either --resume or --overwrite', 'both');
@@ -195,16 +211,18 @@ export function registerStudy(program: Command): void {
           backend: dlg ? dlg.adapterName : 'cpu (float64 reference)',
           onProgress: (p) => {
             bar ??= progressBar('study', p.total);
-            bar.update(p.index, `${p.key} · iteration ${p.iteration}/${p.iterations}`);
+            const run = p.runs > 1 ? ` · engine run ${p.run + 1}/${p.runs}` : '';
+            bar.update(p.index, `${p.key}${run} · iteration ${p.iteration}/${p.iterations}`);
           },
           onConfigDone: (_r, i, total) => bar?.update(i + 1, i + 1 === total ? 'plots…' : ''),
+          onNotRun: (_n, i, total) => bar?.update(i + 1, i + 1 === total ? 'plots…' : ''),
         });
         bar?.stop();
         if (flags.json) printJson(studySummaryJson(r));
         else {
-          process.stdout.write(studyTable(r.results));
+          process.stdout.write(studyTable(r.results, r.notRun));
           process.stdout.write(
-            `${r.ran.length} configuration(s) run, ${r.skipped.length} resumed, in ${(r.wallTimeMs / 1000).toFixed(1)} s; wrote ${r.files.length} files to ${flags.out}\n`,
+            `${r.ran.length} configuration(s) run, ${r.skipped.length} resumed, ${r.notRun.length} not run, in ${(r.wallTimeMs / 1000).toFixed(1)} s; wrote ${r.files.length} files to ${flags.out}\n`,
           );
         }
       } finally {
