@@ -73,9 +73,14 @@ export function runQuiet(args, env = process.env) {
     const out = filter.push(chunk);
     if (out) err.write(out);
   });
-  // The terminal sends SIGINT to the whole process group: let the child decide, then follow it.
+  // The terminal sends SIGINT to the whole process group, so the child usually has it already; a SIGINT
+  // sent to this process alone (kill -INT, timeout -s INT) reaches the child after a short grace.
   const forward = (sig) => () => child.kill(sig);
-  process.on('SIGINT', () => {});
+  process.on('SIGINT', () => {
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    }, 200).unref();
+  });
   process.on('SIGTERM', forward('SIGTERM'));
   process.on('SIGHUP', forward('SIGHUP'));
   return new Promise((resolve) => {
