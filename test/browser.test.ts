@@ -139,6 +139,20 @@ describe('explorer page in headless Chromium', () => {
     expect(await page.textContent('#attackInfo')).toContain('SUCCESS');
   });
 
+  it('lm, the page default, runs on the reduced problem and draws its lifted path on the surface', async () => {
+    const r = await T(page, (h) => h.set({ dataset: 'gaussian', B: 2, D: 8, K: 3, seed: 5, plane: 'coords', n1: 0, d1: 0, n2: 1, d2: 0, res: 64 }));
+    expect(r.ok, JSON.stringify(r.inline)).toBe(true);
+    expect(await page.getAttribute('#optimizer option[value="lm"]', 'selected')).not.toBeNull(); // the page's default
+    await page.selectOption('#optimizer', 'lm');
+    expect(await page.isDisabled('#lr')).toBe(true); // lm has no learning rate
+    const a = await T(page, (h) => h.attack({ P: 8, iters: 60 }));
+    expect(a.relativeError, JSON.stringify(a)).not.toBeNull();
+    expect(a.relativeError!).toBeLessThan(1e-3);
+    expect(a.iterations).toBeLessThan(60); // every restart converged or stalled early: tens of iterations, not thousands
+    const st = await T(page, (h) => h.state());
+    expect(st.attackPoints).toBeGreaterThan(1);
+  });
+
   it('digits: shows the true and the reconstructed 8×8 images', async () => {
     const r = await T(page, (h) => h.set({ dataset: 'digits', B: 2, seed: 2, plane: 'coords', n1: 0, d1: 20, n2: 1, d2: 20, res: 64 }));
     expect(r.ok, JSON.stringify(r.inline)).toBe(true);
@@ -307,15 +321,18 @@ describe('explorer page in headless Chromium', () => {
       const plane = lib.randomPlane(scenario, { seed: 1 });
       const field = await lib.surface(dlg.device, scenario, plane, 64);
       const result = await lib.attack(dlg.device, scenario, { restarts: 16, iterations: 1000 });
+      const red = lib.reduceScenario(lib.simulateScenario({ dataset: 'gaussian', B: 2, D: 9, K: 3, seed: 1 }));
       const out = { adapter: dlg.adapterName, B: scenario.B, D: scenario.D, n: field.length, finite: field.every(Number.isFinite),
-        relativeError: result.metrics.relativeError };
+        relativeError: result.metrics.relativeError, optimizer: result.optimizer, regime: result.regime.regime, reducedD: red.scenario.D };
       dlg.destroy();
       return out;
-    })()`)) as { adapter: string; B: number; D: number; n: number; finite: boolean; relativeError: number };
+    })()`)) as { adapter: string; B: number; D: number; n: number; finite: boolean; relativeError: number; optimizer: string; regime: string; reducedD: number };
     expect(r.adapter.length).toBeGreaterThan(0);
     expect([r.B, r.D]).toEqual([1, 3]);
     expect(r.n).toBe(64 * 64);
     expect(r.finite).toBe(true);
     expect(r.relativeError).toBeLessThan(1e-3);
+    // The default attack is lm in the subspace regime; reduceScenario is part of the bundle.
+    expect([r.optimizer, r.regime, r.reducedD]).toEqual(['lm', 'subspace', 2]);
   });
 });

@@ -706,7 +706,8 @@ async function runAttack(): Promise<AttackSummary> {
   clearMessage('attack');
   const t0 = performance.now();
   let done = 0;
-  let chunk = 16;
+  // lm takes a few large steps: read back after each at first, so that its path shows every one.
+  let chunk = s.optimizer === 'lm' ? 1 : 16;
   let status: Awaited<ReturnType<EngineHandle['readStatus']>> | null = null;
   let best: Float32Array | null = null;
   let liftBest = (pts: Float32Array): Float32Array => pts;
