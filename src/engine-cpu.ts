@@ -88,6 +88,23 @@ export interface EngineHandle {
   destroy(): void;
 }
 
+/**
+ * The GPU engines' status buffer, 16 bytes per restart: loss (f32), bestLoss (f32), status (u32),
+ * iterations (u32).
+ */
+export function decodeStatus(buf: ArrayBuffer, total: number): EngineStatus {
+  const f = new Float32Array(buf);
+  const u = new Uint32Array(buf);
+  const out: EngineStatus = { loss: new Float32Array(total), bestLoss: new Float32Array(total), status: new Uint32Array(total), iterations: new Uint32Array(total) };
+  for (let p = 0; p < total; p++) {
+    out.loss[p] = f[4 * p];
+    out.bestLoss[p] = f[4 * p + 1];
+    out.status[p] = u[4 * p + 2];
+    out.iterations[p] = u[4 * p + 3];
+  }
+  return out;
+}
+
 /** Validated, defaulted options shared by the CPU and GPU engines. */
 export interface ResolvedEngineOptions {
   B: number;

@@ -16,6 +16,7 @@ import {
   type ResolvedEngineOptions,
   checkInputs,
   checkIterations,
+  decodeStatus,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
 import { LM_LAMBDA0 } from './lm.js';
@@ -260,22 +261,7 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
         { buffer: statBuf, size: total * 16 },
         { buffer: optBuf, size: total * 4 },
       ]);
-      const f = new Float32Array(buf);
-      const u = new Uint32Array(buf);
-      const out: EngineStatus = {
-        loss: new Float32Array(total),
-        bestLoss: new Float32Array(total),
-        status: new Uint32Array(total),
-        iterations: new Uint32Array(total),
-        lambda: new Float32Array(lam),
-      };
-      for (let p = 0; p < total; p++) {
-        out.loss[p] = f[4 * p];
-        out.bestLoss[p] = f[4 * p + 1];
-        out.status[p] = u[4 * p + 2];
-        out.iterations[p] = u[4 * p + 3];
-      }
-      return out;
+      return { ...decodeStatus(buf, total), lambda: new Float32Array(lam) };
     },
     async readBest(): Promise<Float32Array> {
       alive();

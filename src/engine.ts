@@ -46,6 +46,7 @@ import {
   type ResolvedEngineOptions,
   checkInputs,
   checkIterations,
+  decodeStatus,
   resolveEngineOptions,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
@@ -403,16 +404,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     async readStatus(): Promise<EngineStatus> {
       alive();
       const [buf] = await readback.read([{ buffer: statBuf, size: total * 16 }]);
-      const f = new Float32Array(buf);
-      const u = new Uint32Array(buf);
-      const out = { loss: new Float32Array(total), bestLoss: new Float32Array(total), status: new Uint32Array(total), iterations: new Uint32Array(total) };
-      for (let p = 0; p < total; p++) {
-        out.loss[p] = f[4 * p];
-        out.bestLoss[p] = f[4 * p + 1];
-        out.status[p] = u[4 * p + 2];
-        out.iterations[p] = u[4 * p + 3];
-      }
-      return out;
+      return decodeStatus(buf, total);
     },
     async readBest(): Promise<Float32Array> {
       alive();
