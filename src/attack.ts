@@ -153,6 +153,8 @@ export const LM_DEFAULTS = { restarts: 32, iterations: 50, readbackEvery: 5, sto
 export const AUTO_FIRST_ORDER: Optimizer = 'adam';
 /** Largest problem (unknowns) the float64 LM polish takes on (a Cholesky of n×n per step); beyond, L-BFGS. */
 export const LM_POLISH_MAX_UNKNOWNS = 512;
+/** Polish looks at up to this many times `polish` basins until one fits exactly (LM polish only). */
+const POLISH_SEARCH = 4;
 /** Float64 LM steps per polished restart (quadratic convergence: a handful from a device point). */
 export const LM_POLISH_ITERATIONS = 100;
 /** The float64 LM polish stops at L_r ≤ this·(‖∇W‖² + ‖∇b‖²): machine precision. */
@@ -788,16 +790,21 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let polishOut: AttackResult['polish'];
   const tPolish0 = performance.now();
   if (o.polish > 0) {
-    const picks = polishPicks(order, pts, labelings, P, B, D, K, Math.min(o.polish, total));
     const useLm = o.loss === 'l2' && BD <= LM_POLISH_MAX_UNKNOWNS;
+    // Where an exact fit is possible, keep polishing further basins (up to POLISH_SEARCH× as many) until
+    // one fits exactly: the lowest device losses can all sit in spurious local minima.
+    const exactPossible = o.loss === 'l2' && outside <= EXACT_REL_LOSS * gNorm;
+    const candidates = polishPicks(order, pts, labelings, P, B, D, K, Math.min(o.polish * (exactPossible ? POLISH_SEARCH : 1), total));
+    const fitsExactly = (x: Float64Array, y: Float64Array): boolean => matchL2(layerFor(work, y), target, x).loss + outside <= EXACT_REL_LOSS * gNorm;
+    let foundExact = false;
     const before: (number | null)[] = [];
     const after: (number | null)[] = [];
     let bestAfter = Infinity;
     let bestIdx = 0;
     let polishIterations = 0;
     const polished: Float64Array[] = [];
-    for (let i = 0; i < picks.length; i++) {
-      const p = picks[i];
+    for (let i = 0; i < candidates.length && (i < o.polish || !foundExact); i++) {
+      const p = candidates[i];
       const y = labelings[Math.floor(p / P)];
       const layer = layerFor(work, y);
       const start = Float64Array.from(pts.subarray(p * BD, (p + 1) * BD));
@@ -827,17 +834,18 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
       before.push(finiteOrNull(vBefore + (o.loss === 'l2' ? outside : 0)));
       after.push(finiteOrNull(vAfter + (o.loss === 'l2' ? outside : 0)));
       polished.push(x);
+      if (useLm && fitsExactly(x, y)) foundExact = true;
       if (vAfter < bestAfter) {
         bestAfter = vAfter;
         bestIdx = i;
       }
     }
+    const picks = candidates.slice(0, polished.length);
     // Distinct exact solutions among the polished points (row order and equal-label swaps aside).
     const exact: { x: Float64Array; y: Float64Array; i: number }[] = [];
     for (let i = 0; i < picks.length; i++) {
       const y = labelings[Math.floor(picks[i] / P)];
-      const l2 = matchL2(layerFor(work, y), target, polished[i]).loss + outside;
-      if (!(l2 <= EXACT_REL_LOSS * gNorm)) continue;
+      if (!fitsExactly(polished[i], y)) continue;
       const isNew = exact.every((e) => {
         if (!sameUpToOrder(e.y, y, B, K)) return true;
         const m = reconstructionMetrics(polished[i], e.x, { B, D, K, reconLabels: y, trueLabels: e.y });
