@@ -51,7 +51,7 @@ const GROUPS = 1024;
 for (const wg of [8, 16, 32, 64, 72, 128]) {
   const withB = await time('main_barrier', { WG: wg, STEPS, BAR: 1 }, GROUPS);
   const without = await time('main_barrier', { WG: wg, STEPS, BAR: 0 }, GROUPS);
-  emit('lm-workgroup-probe', {
+  emit('lm-lavapipe-probe', {
     probe: 'barrier',
     workgroupSize: wg,
     usPerBarrier: Number((((withB.ms - without.ms) * 1000) / GROUPS / (2 * STEPS)).toPrecision(3)),
@@ -62,7 +62,7 @@ for (const wg of [8, 16, 32, 64, 72, 128]) {
 const invocations = 64 * 64;
 for (const entry of ['main_dot_f32', 'main_dot_vec4']) {
   const r = await time(entry, { WG: 64 }, invocations / 64);
-  emit('lm-workgroup-probe', {
+  emit('lm-lavapipe-probe', {
     probe: 'access',
     kernel: entry,
     nsPerLaneMac: Number(((r.ms * 1e6) / (invocations * N * N)).toPrecision(3)),
