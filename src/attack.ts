@@ -643,6 +643,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     reconstructionMetrics(x, work.inputs!, { B, D, K, reconLabels: y, trueLabels: sc.y }, off);
   const metricsOf = (m: ReconstructionMetrics): ReconstructionMetrics => ({
     relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent,
+    ...(m.labelAccuracy !== undefined ? { labelAccuracy: m.labelAccuracy } : {}),
   });
 
   if (o.method === 'analytic') {
