@@ -609,7 +609,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let inference: LabelInference | undefined;
   let labelings: Float64Array[];
   if (o.labels === 'infer') {
-    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K) }); // the scenario's labels say whether rows are one-hot
+    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K), nearest: (sc.defence?.length ?? 0) > 0 }); // the scenario's labels say whether rows are one-hot; a defended ∇b may fit no count
     if (inference.tooMany) {
       throw new DlgInputError(
         'labels',

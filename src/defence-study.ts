@@ -214,7 +214,7 @@ export async function defenceStudy(device: GPUDevice | null, config: DefenceStud
       const d = defendScenario(sc, [def]);
       const r = await attack(device, d, { optimizer: p.optimizer, restarts: st.restarts, iterations: st.iterations, seed, polish: st.polish });
       const m = r.metrics!;
-      const inf = inferLabels(d.gradient.b, p.B, K, d.reduction, 1, { oneHot: isOneHot(sc.y, p.B, K) });
+      const inf = inferLabels(d.gradient.b, p.B, K, d.reduction, 1, { oneHot: isOneHot(sc.y, p.B, K), nearest: true });
       const labelsExact = !inf.tooMany && inf.labelings.length === 1 && sameLabelingUpToOrder(inf.labelings[0], sc.y, p.B, K);
       per.push({ seed, relErr: m.relativeError, psnr: m.psnr ?? null, success: m.success, labelsExact });
       if (def.name === 'noise' && def.distribution === 'gaussian') {
@@ -357,10 +357,12 @@ export function defenceStudyPlotSpecs(rows: DefenceStudyRow[]): Record<string, V
     const s = rows.filter((r) => r.kind === kind && r.strength !== null).map((r) => r.strength as number);
     const pos = s.filter((v) => v > 0);
     const ratio = pos.length > 1 ? Math.max(...pos) / Math.min(...pos) : 1;
-    return ratio >= 100 ? { type: 'symlog' as const, constant: Math.min(...pos) / 10 } : { type: 'linear' as const };
+    return ratio >= 100 ? { type: 'log' as const } : { type: 'linear' as const };
   };
   const chart = (kind: string, y: 'relErr' | 'success') => {
-    const data = values.filter((v) => v.kind === kind);
+    // A log axis cannot show strength 0 (the undefended baseline): it stays in the CSV, not in that panel.
+    const logX = xScale(kind).type === 'log';
+    const data = values.filter((v) => v.kind === kind && (!logX || v.strength > 0));
     const x = { field: 'strength', type: 'quantitative' as const, title: `${kind} strength`, scale: xScale(kind) };
     const layers: object[] = [
       {
@@ -377,7 +379,7 @@ export function defenceStudyPlotSpecs(rows: DefenceStudyRow[]): Record<string, V
     ];
     if (y === 'relErr' && data.some((v) => v.predicted !== null)) {
       layers.push({
-        transform: [{ filter: 'datum.predicted !== null && datum.optimizer === "lm"' }],
+        transform: [{ filter: 'datum.predicted !== null && datum.predicted > 0 && datum.optimizer === "lm"' }],
         mark: { type: 'line', color: 'black', strokeDash: [2, 2], opacity: 0.7 },
         encoding: { x, y: { field: 'predicted', type: 'quantitative' }, detail: { field: 'B', type: 'nominal' } },
       });

@@ -326,3 +326,33 @@ describe('CLI', () => {
 });
 
 void parseDefenceList;
+
+describe('defence sweep', () => {
+  it('runs strength × B × optimizer, writes rows with the prediction for Gaussian noise, and resumes', async () => {
+    const { defenceStudy, parseDefenceAxis } = await import('../src/defence-study.js');
+    const out = join(dir, 'sweep');
+    const config = {
+      dataset: ['digits' as const],
+      batch: [1],
+      optimizer: ['lm' as const],
+      defences: [parseDefenceAxis('noise:gaussian:rel:0,1e-4'), parseDefenceAxis('prune:0,0.9')],
+      scenarios: 1,
+      restarts: { firstOrder: 2, lm: 2 },
+      iterations: { firstOrder: 10, lm: 20 },
+      seed: 1,
+    };
+    const r = await defenceStudy(null, config, { out, plots: false });
+    expect(r.ran.length).toBe(4);
+    const byDef = new Map(r.results.map((row) => [row.defence, row]));
+    expect(byDef.get('noise:gaussian:rel:0')!.successRate).toBe(1);
+    const n4 = byDef.get('noise:gaussian:rel:0.0001')!;
+    expect(n4.relErr.median / n4.predictedRelErr!).toBeGreaterThan(0.5);
+    expect(n4.relErr.median / n4.predictedRelErr!).toBeLessThan(2);
+    expect(byDef.get('prune:0.9')!.successRate).toBe(0);
+    expect(readFileSync(join(out, 'results.csv'), 'utf8').split('\n')[0]).toMatch(/^key,dataset,B/);
+    const again = await defenceStudy(null, config, { out, resume: true, plots: false });
+    expect(again.skipped.length).toBe(4);
+    expect(again.ran.length).toBe(0);
+    expect(() => parseDefenceAxis('prune:0,1.5')).toThrow(DlgInputError);
+  });
+});
