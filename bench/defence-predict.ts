@@ -14,9 +14,11 @@ const argv = process.argv.slice(2);
 const T = Number(argv[argv.indexOf('--trials') + 1] || 8);
 const digits = loadDataset('digits');
 const cases = [
-  ...[1, 2, 4].map((B) => ({ name: `digits B=${B}`, s: simulateScenario({ dataset: 'digits', B, seed: 1, data: digits }) })),
-  ...[1, 2, 4].map((B) => ({ name: `gaussian (${B},13,3)`, s: simulateScenario({ dataset: 'gaussian', B: Math.min(B, 2), D: 13, K: 3, seed: 3 }) })).slice(0, 2),
+  ...[1, 2, 4, 8].map((B) => ({ name: `digits B=${B}`, s: simulateScenario({ dataset: 'digits', B, seed: 1, data: digits }) })),
+  ...[1, 2, 3].map((seed) => ({ name: `gaussian (2,13,3) seed ${seed}`, s: simulateScenario({ dataset: 'gaussian', B: 2, D: 13, K: 3, seed }) })),
 ];
+console.log('| scenario | rel. noise | predicted (attack\'s estimator) | full-J bound | measured RMS rel. err. | measured / predicted |');
+console.log('|---|---|---|---|---|---|');
 for (const { name, s } of cases) {
   const p = predictNoiseLeakage(s);
   for (const rel of [1e-6, 1e-4]) {
@@ -28,6 +30,6 @@ for (const { name, s } of cases) {
     }
     const rmsErr = Math.sqrt(errs.reduce((a, b) => a + b * b, 0) / errs.length);
     const pred = p.relErrPerRelSigma * rel;
-    console.log(JSON.stringify({ case: name, B: s.B, D: s.D, K: s.K, rel, jacobian: p.jacobian, predicted: pred, predictedFull: p.full.relErrPerRelSigma * rel, measuredRms: rmsErr, ratio: rmsErr / pred, terms: p.terms }));
+    console.log(`| ${name} | ${rel} | ${pred.toExponential(2)} | ${(p.full.relErrPerRelSigma * rel).toExponential(2)} | ${rmsErr.toExponential(2)} | ${(rmsErr / pred).toFixed(2)} |`);
   }
 }
