@@ -611,7 +611,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let inference: LabelInference | undefined;
   let labelings: Float64Array[];
   if (o.labels === 'infer') {
-    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K) }); // the scenario's labels say whether rows are one-hot
+    inference = inferLabels(target.b, B, K, sc.reduction, o.maxLabelings, { oneHot: isOneHot(sc.y, B, K), nearest: (sc.defence?.length ?? 0) > 0 }); // the scenario's labels say whether rows are one-hot; a defended ∇b may fit no count
     if (inference.tooMany) {
       throw new DlgInputError(
         'labels',
@@ -645,6 +645,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     reconstructionMetrics(x, work.inputs!, { B, D, K, reconLabels: y, trueLabels: sc.y }, off);
   const metricsOf = (m: ReconstructionMetrics): ReconstructionMetrics => ({
     relativeError: m.relativeError, mse: m.mse, ...(m.psnr !== undefined ? { psnr: m.psnr } : {}), success: m.success, assignment: m.assignment, labelConsistent: m.labelConsistent,
+    ...(m.labelAccuracy !== undefined ? { labelAccuracy: m.labelAccuracy } : {}),
   });
 
   if (o.method === 'analytic') {

@@ -10,6 +10,7 @@ import { DlgInputError } from './errors.js';
 import { type Layer, residuals } from './model.js';
 import { normalise, numericalRank, rankThreshold, singularValues, symmetricEigen, gramCols } from './linalg.js';
 import type { Scenario } from './scenario.js';
+import { type NoisePrediction, predictNoiseLeakage } from './leakage.js';
 
 /** The accuracy that `predictedIterations` refers to: relative error 1e-3, the success criterion. */
 export const PREDICTION_EPSILON = 1e-3;
@@ -42,6 +43,8 @@ export interface Diagnosis {
   };
   /** κ·ln(1/ε) with ε = PREDICTION_EPSILON: iterations gradient descent needs at the local rate. */
   predictedIterations: number;
+  /** Predicted rel. err. of the attack per unit of small Gaussian gradient noise (src/leakage.ts). */
+  noise: NoisePrediction;
 }
 
 function truthOf(s: Scenario): Float64Array {
@@ -201,6 +204,7 @@ export function diagnose(scenario: Scenario, opts: { epsilon?: number; onProgres
     identifiableBound: cols <= rows,
     hessian: { eigenvalues, smallestNonZero, largest, conditionNumber },
     predictedIterations: Math.ceil(conditionNumber * Math.log(1 / eps)),
+    noise: predictNoiseLeakage(scenario, { singularValues: sv, rank }),
   };
 }
 

@@ -31,6 +31,10 @@ export { type AnalyticRecovery, analyticRecover } from './analytic.js';
 export { type ColumnInference, type LabelInference, inferLabels } from './labels.js';
 export { SUCCESS_REL_ERROR, type Assignment, type MatchRowsOptions, type ReconstructionMetrics, matchRows, reconstructionMetrics } from './matching.js';
 
+// Defences and predicted leakage
+export { type Defence, type DefenceContext, applyDefence, applyDefences, defendScenario, dpsgdGradient, gradientRms, parseDefenceList, parseDefenceSpec, parseDefenceSpecs, perExampleGradients, pruneKeepCount, roundFp16 } from './defence.js';
+export { type NoisePrediction, predictNoiseLeakage } from './leakage.js';
+
 // Diagnosis
 export { type Diagnosis, diagnose, flattestDirections, solutionDimension } from './diagnose.js';
 

@@ -56,9 +56,9 @@ export function readScenarioFile(path: string, opts: { strict?: boolean } = {}):
   if (unknown.length > 0) {
     const list = unknown.map((k) => JSON.stringify(k)).join(', ');
     if (opts.strict ?? strictScenarios) {
-      throw new DlgInputError(`scenario ${path}`, 'only the keys format, reduction, weights, bias, labels, gradient, inputs (--strict)', `unknown key(s) ${list}`);
+      throw new DlgInputError(`scenario ${path}`, 'only the keys format, reduction, weights, bias, labels, gradient, inputs, defence (--strict)', `unknown key(s) ${list}`);
     }
-    process.stderr.write(`dlg: warning: scenario ${path}: unknown key(s) ${list} ignored (known: format, reduction, weights, bias, labels, gradient, inputs; --strict refuses them)\n`);
+    process.stderr.write(`dlg: warning: scenario ${path}: unknown key(s) ${list} ignored (known: format, reduction, weights, bias, labels, gradient, inputs, defence; --strict refuses them)\n`);
   }
   return s;
 }

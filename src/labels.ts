@@ -22,6 +22,8 @@ export interface ColumnInference {
   /** Possible numbers of ones in this column, ascending. */
   candidates: number[];
   determined: boolean;
+  /** With `nearest` (a defended gradient): no count fitted ∇b exactly, and the nearest one was taken. */
+  nearest?: boolean;
 }
 
 export interface LabelInference {
@@ -64,7 +66,7 @@ export function isOneHot(y: ArrayLike<number>, B: number, K: number): boolean {
 }
 
 /** Candidate counts of ones per column from ∇b. */
-export function inferColumnCounts(gb: ArrayLike<number>, B: number, K: number, reduction: Reduction): ColumnInference[] {
+export function inferColumnCounts(gb: ArrayLike<number>, B: number, K: number, reduction: Reduction, opts: { nearest?: boolean } = {}): ColumnInference[] {
   if (gb.length !== K) throw new DlgInputError('gradient.bias', `length ${K}`, `length ${gb.length}`);
   const N = normaliser(B, K, reduction);
   const cols: ColumnInference[] = [];
@@ -75,6 +77,12 @@ export function inferColumnCounts(gb: ArrayLike<number>, B: number, K: number, r
     const slack = COUNT_SLACK * Math.max(1, Math.abs(v));
     const candidates: number[] = [];
     for (let c = 0; c <= B; c++) if (c > -v - slack && c < B - v + slack) candidates.push(c);
+    if (candidates.length === 0 && opts.nearest) {
+      // A defended (noisy, pruned, clipped) ∇b need not fit any count: take the count nearest to (−v, B − v).
+      const c = v > 0 ? 0 : B;
+      cols.push({ column: k, v, candidates: [c], determined: true, nearest: true });
+      continue;
+    }
     if (candidates.length === 0) {
       throw new DlgInputError(
         `gradient.bias[${k}]`,
@@ -151,9 +159,9 @@ export function inferLabels(
   K: number,
   reduction: Reduction,
   maxLabelings = 16,
-  opts: { oneHot?: boolean } = {},
+  opts: { oneHot?: boolean; nearest?: boolean } = {},
 ): LabelInference {
-  const columns = inferColumnCounts(gb, B, K, reduction);
+  const columns = inferColumnCounts(gb, B, K, reduction, { nearest: opts.nearest });
   const countsDetermined = columns.every((c) => c.determined);
   const oneHot = (opts.oneHot ?? false) && K > 1;
   const base = { B, K, exact: B === 1, columns, countsDetermined, maxLabelings, ...(oneHot ? { oneHot } : {}) };

@@ -152,6 +152,8 @@ export interface ReconstructionMetrics {
   assignment: number[];
   /** False when the labels used admit no one-to-one matching with the true labels. */
   labelConsistent: boolean;
+  /** With both label sets: the share of reconstructed rows whose label row equals that of the true row they are matched to. */
+  labelAccuracy?: number;
 }
 
 /**
@@ -188,6 +190,11 @@ export function reconstructionMetrics(
     assignment: m.assignment,
     labelConsistent: m.labelConsistent,
   };
+  if (o.reconLabels && o.trueLabels && o.K !== undefined) {
+    let same = 0;
+    for (let i = 0; i < B; i++) if (sameLabels(o.reconLabels, i, o.trueLabels, m.assignment[i], o.K)) same++;
+    out.labelAccuracy = same / B;
+  }
   if (o.psnrPeak !== undefined) {
     out.psnr = mse > 0 ? Math.min(PSNR_CAP, 10 * Math.log10((o.psnrPeak * o.psnrPeak) / mse)) : PSNR_CAP;
   }

@@ -3,6 +3,7 @@
  * and, optionally, the victim's true inputs for metrics. Browser-safe: no file I/O here.
  */
 import { DlgInputError, describe, requireOneOf } from './errors.js';
+import { type Defence, applyDefences, defenceToJson, parseDefenceList } from './defence.js';
 import { type Gradient, type Layer, type Reduction, victimGradient } from './model.js';
 
 export const SCENARIO_FORMAT = 'dlg-scenario/1';
@@ -13,6 +14,8 @@ export interface Scenario extends Layer {
   y: Float64Array; // B×K labels in [0,1]
   gradient: Gradient; // the shared (true) gradient
   inputs?: Float64Array; // B×D ground truth, when known
+  /** The defences applied to `gradient`, in order (src/defence.ts); absent for an undefended gradient. */
+  defence?: Defence[];
 }
 
 /** Shape of the JSON file, as users write it by hand (e.g. from PyTorch). */
@@ -24,6 +27,7 @@ export interface ScenarioJson {
   labels: number[][];
   gradient?: { weights: number[][]; bias: number[] };
   inputs?: number[][];
+  defence?: Defence[];
 }
 
 /** Checks v is a list of finite numbers of the given length; returns it as Float64Array. */
@@ -63,7 +67,7 @@ export function parseMatrix(field: string, v: unknown, rows?: number, cols?: num
 
 /** Validates a parsed JSON value as a scenario. Throws DlgInputError naming the field. */
 /** The keys a dlg-scenario/1 object may have. */
-export const SCENARIO_KEYS = ['format', 'reduction', 'weights', 'bias', 'labels', 'gradient', 'inputs'] as const;
+export const SCENARIO_KEYS = ['format', 'reduction', 'weights', 'bias', 'labels', 'gradient', 'inputs', 'defence'] as const;
 
 /** Keys of a scenario object that dlg does not read (e.g. a misspelled "input"). */
 export function unknownScenarioKeys(json: unknown): string[] {
@@ -93,6 +97,7 @@ export function parseScenario(json: unknown): Scenario {
   let inputs: Float64Array | undefined;
   if (o.inputs !== undefined) inputs = parseMatrix('inputs', o.inputs, B, D).data;
   const layer: Layer = { B, D, K, W: weights.data, b: bias, y: labels.data, reduction };
+  const defence = o.defence === undefined ? undefined : parseDefenceList(o.defence);
   let gradient: Gradient;
   if (o.gradient !== undefined) {
     if (typeof o.gradient !== 'object' || o.gradient === null || Array.isArray(o.gradient)) {
@@ -101,11 +106,13 @@ export function parseScenario(json: unknown): Scenario {
     const g = o.gradient as Record<string, unknown>;
     gradient = { W: parseMatrix('gradient.weights', g.weights, D, K).data, b: parseVector('gradient.bias', g.bias, K) };
   } else if (inputs) {
+    // No gradient written: compute it, then apply the recorded defences (reproducible from their seeds).
     gradient = victimGradient(layer, inputs);
+    if (defence) gradient = applyDefences(gradient, defence, { layer, inputs }).gradient;
   } else {
     throw new DlgInputError('gradient', 'the shared gradient {"weights", "bias"} (or "inputs" to compute it from)', 'neither');
   }
-  return { ...layer, W: weights.data, b: bias, y: labels.data, gradient, inputs };
+  return { ...layer, W: weights.data, b: bias, y: labels.data, gradient, inputs, ...(defence && defence.length > 0 ? { defence } : {}) };
 }
 
 function rows(data: ArrayLike<number>, r: number, c: number): number[][] {
@@ -125,6 +132,7 @@ export function scenarioToJson(s: Scenario): ScenarioJson {
     gradient: { weights: rows(s.gradient.W, s.D, s.K), bias: Array.from(s.gradient.b) },
   };
   if (s.inputs) json.inputs = rows(s.inputs, s.B, s.D);
+  if (s.defence && s.defence.length > 0) json.defence = defenceToJson(s.defence);
   return json;
 }
 

@@ -40,6 +40,14 @@ export function diagnosisTable(d: Diagnosis): string {
     `  eigenvalues: ${list(h.eigenvalues)}`,
     `  largest ${fmt(h.largest)}, smallest non-zero ${fmt(h.smallestNonZero)}, condition number κ = ${fmt(h.conditionNumber)}`,
     `  gradient descent needs about κ·ln(1/ε) = ${Number.isFinite(d.predictedIterations) ? d.predictedIterations : '∞'} iterations (ε = ${PREDICTION_EPSILON})`,
+    '',
+    'Leakage under small Gaussian noise on the gradient (σ per entry; docs/defences.md)',
+    `  the attack's rel. err. ≈ ${fmt(d.noise.relErrPerSigma)}·σ, or ${fmt(d.noise.relErrPerRelSigma)}·rel with σ = rel·RMS (RMS ${fmt(d.noise.gradientRms)})`,
+    `  from the ${d.noise.jacobian} Jacobian: ${d.noise.why}`,
+    ...(d.noise.terms
+      ? [`  E‖δx‖²/σ² = ${fmt(d.noise.errorSqPerVariance)} = ${fmt(d.noise.terms.inSubspace)} (in the subspace) + ${fmt(d.noise.terms.tilt)} (tilt) + ${fmt(d.noise.terms.coupling)} (coupling); full least squares Σ1/σᵢ²(J) = ${fmt(d.noise.full.errorSqPerVariance)} (rel. err. ${fmt(d.noise.full.relErrPerRelSigma)}·rel)`]
+      : []),
+    ...(d.noise.identifiable ? [] : ['  not identifiable: along the solution set the error is not bounded by the noise; the figure covers the other directions']),
   ];
   return lines.join('\n') + '\n';
 }

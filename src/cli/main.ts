@@ -10,6 +10,7 @@ import { registerStudy } from './study.js';
 import { registerAttack } from './attack.js';
 import { registerSurface } from './surface.js';
 import { registerDemo } from './demo.js';
+import { registerDefend } from './defend.js';
 
 /** The package version (package.json sits two folders above dist/node/cli.js and src/cli/main.ts). */
 function version(): string {
@@ -41,6 +42,7 @@ registerStudy(program);
 registerAttack(program);
 registerSurface(program);
 registerDemo(program);
+registerDefend(program);
 
 try {
   await program.parseAsync(process.argv);

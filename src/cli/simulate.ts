@@ -7,6 +7,8 @@ import { checkOutputPath, checkScenarioSize, writeScenarioFile } from '../io.js'
 import type { Reduction } from '../model.js';
 import type { Scenario } from '../scenario.js';
 import { action, intArg, numArg, printJson } from './common.js';
+import { DEFENCE_HELP, collect } from './defend.js';
+import { defenceLabel, defendScenario, parseDefenceSpecs } from '../defence.js';
 
 interface SimulateFlags {
   dataset: DatasetName;
@@ -18,6 +20,7 @@ interface SimulateFlags {
   seed: number;
   out: string;
   json?: boolean;
+  defence?: string[];
 }
 
 function norm(v: ArrayLike<number>): number {
@@ -38,6 +41,7 @@ export function simulateSummary(s: Scenario, flags: Pick<SimulateFlags, 'dataset
     K: s.K,
     gradientNorm: { weights: norm(s.gradient.W), bias: norm(s.gradient.b) },
     labelCounts: labelCounts(s),
+    ...(s.defence ? { defence: s.defence } : {}),
   };
 }
 
@@ -53,6 +57,7 @@ export function registerSimulate(program: Command): void {
     .option('--bias-scale <s>', 'draw b ~ N(0, s²); 0 keeps b = 0', numArg(0), 0)
     .addOption(new Option('--seed <S>', 'RNG seed (integer in [0, 4294967295]); the same seed gives the same scenario in Node and browsers (required)').argParser(intArg(0, 0xffffffff)).makeOptionMandatory())
     .addOption(new Option('--out <file>', 'scenario file to write (atomically; never over a special file) (required)').makeOptionMandatory())
+    .option('--defence <spec>', `${DEFENCE_HELP}; random ones draw from --seed + i`, collect)
     .option('--json', 'print a JSON summary on stdout instead of text')
     .action(
       action((flags: SimulateFlags) => {
@@ -73,8 +78,9 @@ export function registerSimulate(program: Command): void {
         const D = flags.features ?? (dataset === 'gaussian' ? 1 : DATASET_INFO[dataset].D);
         const K = flags.outputs ?? (dataset === 'gaussian' ? 1 : DATASET_INFO[dataset].K);
         checkScenarioSize('--batch, --features, --outputs', flags.batch, D, K);
+        const defences = parseDefenceSpecs(flags.defence ?? [], flags.seed);
         checkOutputPath('--out', flags.out);
-        const s = simulateScenario({
+        const s0 = simulateScenario({
           dataset,
           B: flags.batch,
           D: flags.features,
@@ -84,6 +90,7 @@ export function registerSimulate(program: Command): void {
           biasScale: flags.biasScale,
           data,
         });
+        const s = defendScenario(s0, defences);
         writeScenarioFile(flags.out, s);
         const summary = simulateSummary(s, flags);
         if (flags.json) {
@@ -99,6 +106,7 @@ export function registerSimulate(program: Command): void {
             `  ‖∇W‖       ${g.weights.toExponential(4)}`,
             `  ‖∇b‖       ${g.bias.toExponential(4)}`,
             `  labels     ${dataset === 'gaussian' ? 'ones per output' : 'rows per class'}: [${summary.labelCounts.join(', ')}]`,
+            ...(s.defence ? [`  defences   ${s.defence.map(defenceLabel).join(' → ')} (‖∇W‖, ‖∇b‖ above are after them)`] : []),
             '',
           ].join('\n'),
         );

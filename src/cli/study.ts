@@ -9,6 +9,8 @@ import { DlgInputError } from '../errors.js';
 import { checkDistinctPaths, readJsonFile } from '../io.js';
 import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../study.js';
 import { type Backend, action, addBackendOptions, openDevice, printJson, progressBar } from './common.js';
+import { collect } from './defend.js';
+import { DEFAULT_DEFENCE_STUDY, type DefenceStudyConfig, defenceStudy, parseDefenceAxis } from '../defence-study.js';
 
 interface StudyFlags {
   config?: string;
@@ -35,6 +37,7 @@ interface StudyFlags {
   backend: Backend;
   adapter?: string;
   json?: boolean;
+  defence?: string[];
 }
 
 /**
@@ -186,9 +189,16 @@ export function registerStudy(program: Command): void {
     .option('--resume', 'skip configurations already in <out>/results.jsonl (same settings required)')
     .option('--overwrite', 'replace earlier results in <out> (without it, or --resume, a folder with results.jsonl is refused)')
     .option('--no-plots', 'skip the plots (results.jsonl and results.csv only)')
-    .option('--json', 'print a JSON summary on stdout instead of the table');
+    .option('--json', 'print a JSON summary on stdout instead of the table')
+    .option(
+      '--defence <spec>',
+      'leakage curves instead (repeatable): a defence with a list of strengths as its last parameter, e.g. noise:gaussian:rel:1e-6,1e-4 or prune:0,0.5; ' +
+        `sweeps strength × B × optimizer on digits (default B ${DEFAULT_DEFENCE_STUDY.batch.join(',')}, ${DEFAULT_DEFENCE_STUDY.optimizer.join(',')}, S=${DEFAULT_DEFENCE_STUDY.scenarios}; docs/defences.md)`,
+      collect,
+    );
   addBackendOptions(cmd).action(
     action(async (flags: StudyFlags) => {
+      if (flags.defence) return runDefenceStudy(flags);
       // Validate everything before opening a device or touching the output folder.
       const raw = studyConfigFromFlags(flags);
       const config = validateStudyConfig(raw, flags.full ? FULL_STUDY_CONFIG : DEFAULT_STUDY_CONFIG);
@@ -231,4 +241,56 @@ export function registerStudy(program: Command): void {
       }
     }),
   );
+}
+
+function ints(flag: string, v: string | undefined, fallback: number[]): number[] {
+  if (v === undefined) return fallback;
+  const xs = list(v);
+  for (const x of xs) if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 64) throw new DlgInputError(flag, 'a comma-separated list of integers in [1, 64]', String(x));
+  return xs as number[];
+}
+
+/** `dlg study --defence …`: the leakage curves (src/defence-study.ts). */
+async function runDefenceStudy(flags: StudyFlags): Promise<void> {
+  const d = DEFAULT_DEFENCE_STUDY;
+  const one = (flag: string, v: string | undefined, fb: number) => (v === undefined ? fb : ints(flag, v, [fb])[0]);
+  const seed = flags.seed === undefined ? d.seed : Number(flags.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new DlgInputError('--seed', 'an integer ≥ 0', String(flags.seed));
+  const config: DefenceStudyConfig = {
+    dataset: (flags.dataset ? flags.dataset.split(',') : d.dataset) as DefenceStudyConfig['dataset'],
+    batch: ints('--batch', flags.batch, d.batch),
+    optimizer: (flags.optimizer ? flags.optimizer.split(',') : d.optimizer) as DefenceStudyConfig['optimizer'],
+    defences: (flags.defence ?? []).map((s) => parseDefenceAxis(s)),
+    scenarios: one('--scenarios', flags.scenarios, d.scenarios),
+    restarts: flags.restarts === undefined ? d.restarts : { firstOrder: one('--restarts', flags.restarts, 1), lm: one('--restarts', flags.restarts, 1) },
+    iterations: flags.iterations === undefined ? d.iterations : { firstOrder: Number(flags.iterations), lm: Number(flags.iterations) },
+    seed,
+  };
+  if (flags.iterations !== undefined) one('--iterations', flags.iterations, 1);
+  if (flags.resume && flags.overwrite) throw new DlgInputError('--overwrite', 'either --resume or --overwrite', 'both');
+  const dlg = flags.backend === 'cpu' ? undefined : await openDevice({ adapter: flags.adapter });
+  let bar: ReturnType<typeof progressBar> | undefined;
+  try {
+    const r = await defenceStudy(dlg?.device ?? null, config, {
+      out: flags.out,
+      resume: flags.resume,
+      overwrite: flags.overwrite,
+      plots: flags.plots,
+      onConfigDone: (row, i, total) => {
+        bar ??= progressBar('defence study', total);
+        bar.update(i + 1, row.key);
+      },
+    });
+    bar?.stop();
+    if (flags.json) printJson({ ran: r.ran, skipped: r.skipped, files: r.files, wallTimeMs: r.wallTimeMs, results: r.results.map(({ perScenario: _p, ...row }) => row) });
+    else {
+      for (const row of r.results) {
+        process.stdout.write(`${row.key.padEnd(48)} rel. err. ${row.relErr.median.toExponential(2)}  success ${(100 * row.successRate).toFixed(0).padStart(3)}%${row.predictedRelErr !== null ? `  predicted ${row.predictedRelErr.toExponential(2)}` : ''}\n`);
+      }
+      process.stdout.write(`${r.ran.length} configuration(s) run, ${r.skipped.length} resumed, in ${(r.wallTimeMs / 1000).toFixed(1)} s; wrote ${r.files.length} files to ${flags.out}\n`);
+    }
+  } finally {
+    bar?.stop();
+    dlg?.destroy();
+  }
 }
