@@ -2,7 +2,7 @@
  * Levenberg–Marquardt for L_r = ‖r(x′)‖², r = (vec ΔW, Δb): the float64 numerics that the CPU engine
  * runs and the WGSL lm kernel mirrors in f32 (shaders/attack_lm.wgsl). Browser-safe.
  *
- * Normal equations without forming J. With a_nk(d′) = s_nk·W[d′,k] (see math.md, "Diagnostics"):
+ * Normal equations without forming J. With a_nk(d′) = s_nk·W[d′,k] (see docs/math.md, "Diagnostics at the truth"):
  *   A = JᵀJ,  A[(n,d′),(m,d″)] = δ_{d′d″}·(EEᵀ)_nm
  *                               + Σ_k e_nk s_mk x_m[d′] W[d″,k] + Σ_k e_mk s_nk x_n[d″] W[d′,k]
  *                               + (x_n·x_m + 1)·Σ_k s_nk s_mk W[d′,k] W[d″,k]
