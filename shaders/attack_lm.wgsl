@@ -104,7 +104,7 @@ fn residualsAt(p: ptr<private, array<f32, MAX_N>>) {
   }
 }
 
-// L_r at xt; ∇L_r into gt (the closed form of math.md).
+// L_r at xt; ∇L_r into gt (the closed form of docs/math.md).
 fn evaluate() -> f32 {
   residualsAt(&xt);
   var loss = 0.0;
