@@ -169,10 +169,10 @@ const DEFENCE_KINDS: Record<Exclude<DefenceKind, 'none' | 'quantize-fp16'>, Kind
   'noise-laplace-rel': { name: 'b / RMS(g)', spec: (v) => `noise:laplace:rel:${v}`, lo: 1e-6, hi: 1, log: true, def: 1e-3, random: true },
   'noise-gauss': { name: 'σ', spec: (v) => `noise:gaussian:${v}`, lo: 1e-8, hi: 1, log: true, def: 1e-4, random: true },
   'noise-laplace': { name: 'b', spec: (v) => `noise:laplace:${v}`, lo: 1e-8, hi: 1, log: true, def: 1e-4, random: true },
-  prune: { name: 'p (share zeroed)', spec: (v) => `prune:${v}`, lo: 0, hi: 0.99, log: false, def: 0.5, random: false },
+  prune: { name: 'p (zeroed)', spec: (v) => `prune:${v}`, lo: 0, hi: 0.99, log: false, def: 0.5, random: false },
   'quantize-bits': { name: 'bits k', spec: (v) => `quantize:bits:${v}`, lo: 1, hi: 16, log: false, def: 8, integer: true, random: false },
   clip: { name: 'norm c', spec: (v) => `clip:${v}`, lo: 1e-6, hi: 100, log: true, def: 1e-2, random: false },
-  dpsgd: { name: 'σ (noise mult.)', spec: (v, c) => `dpsgd:${c}:${v}`, lo: 1e-4, hi: 10, log: true, def: 0.1, random: true },
+  dpsgd: { name: 'σ (multiplier)', spec: (v, c) => `dpsgd:${c}:${v}`, lo: 1e-4, hi: 10, log: true, def: 0.1, random: true },
 };
 const SLIDER_STEPS = 1000;
 
@@ -639,7 +639,19 @@ async function applyControlsNow(seq: number): Promise<boolean> {
       attackState.stop = true;
       showMessage('info', 'defence', `The defence changed to ${s.defence.label} while an attack ran on ${attackState.defence}: that attack was stopped. Press Attack to attack the defended gradient.`);
     }
-    defenceReadout = describeDefence(sc, defended, s.defence.label);
+    // The SVD behind the out-of-subspace energy costs ~0.5 s at D·K = 4096·64: for large layers it
+    // follows once the slider rests, so dragging stays responsive.
+    const large = sc.D * sc.K > LARGE_SVD;
+    defenceReadout = describeDefence(sc, defended, s.defence.label, !large);
+    clearTimeout(readoutTimer);
+    if (large) {
+      const [b, d] = [sc, defended];
+      readoutTimer = setTimeout(() => {
+        if (defendedKey !== dkey || !settings) return;
+        defenceReadout = describeDefence(b, d, s.defence.label, true);
+        writeDefenceInfo(settings);
+      }, 300);
+    }
   }
   baseScenario = sc;
   scenario = defended;
@@ -676,6 +688,8 @@ async function applyControlsNow(seq: number): Promise<boolean> {
 // ---------------------------------------------------------------- rendering
 let renderWanted = false;
 let pumping: Promise<void> | null = null;
+/** A throttled defence-slider change not yet applied (idle() waits for it). */
+let sliderPending: Promise<void> | null = null;
 
 function requestRender(): void {
   renderWanted = true;
@@ -711,6 +725,7 @@ async function pump(): Promise<void> {
 async function idle(): Promise<void> {
   for (;;) {
     if (recovering) await recovering;
+    else if (sliderPending) await sliderPending;
     else if (pumping) await pumping;
     else if (renderWanted) requestRender();
     else return;
@@ -809,12 +824,16 @@ function writeInfo(): void {
     `min L_r on the plane / ‖g‖² = ${fmt(r.min / gnorm)}  ·  L_r(truth) / ‖g‖² = ${d ? fmt(d.truthLoss / gnorm) : '—'}  ·  defence: ${d?.label ?? 'none'}`;
 }
 
+/** D·K above which the readout's SVD is deferred until the defence controls rest. */
+const LARGE_SVD = 1 << 15;
+let readoutTimer: ReturnType<typeof setTimeout> | undefined;
+
 function gradNorm2(sc: Scenario): number {
   return sc.gradient.W.reduce((a, x) => a + x * x, 0) + sc.gradient.b.reduce((a, x) => a + x * x, 0);
 }
 
 /** What a defence did: the relative change of the gradient, L_r at the truth, and the part outside the subspace. */
-function describeDefence(base: Scenario, defended: Scenario, label: string): DefenceReadout {
+function describeDefence(base: Scenario, defended: Scenario, label: string, withSubspace: boolean): DefenceReadout {
   let dd = 0;
   const g = base.gradient;
   const h = defended.gradient;
@@ -822,16 +841,18 @@ function describeDefence(base: Scenario, defended: Scenario, label: string): Def
   for (let i = 0; i < g.b.length; i++) dd += (h.b[i] - g.b[i]) ** 2;
   const g2 = gradNorm2(base);
   const truthLoss = defended.inputs ? matchL2(defended, defended.gradient, defended.inputs).loss : NaN;
-  let regime = '?';
+  let regime = withSubspace ? '?' : '(computing…)';
   let reduced = false;
   let outOfSubspace: number | null = null;
-  try {
-    const { info } = analyseScenario(defended, 'auto');
-    regime = info.regime;
-    reduced = info.reduced;
-    outOfSubspace = info.outOfSubspaceEnergy ?? null;
-  } catch {
-    // The SVD of a gradient pruned or quantised to zero: no regime to report.
+  if (withSubspace) {
+    try {
+      const { info } = analyseScenario(defended, 'auto');
+      regime = info.regime;
+      reduced = info.reduced;
+      outOfSubspace = info.outOfSubspaceEnergy ?? null;
+    } catch {
+      // The SVD of a gradient pruned or quantised to zero: no regime to report.
+    }
   }
   const w2 = h.W.reduce((a, x) => a + x * x, 0);
   return {
@@ -859,7 +880,8 @@ function writeDefenceInfo(s: Settings): void {
       `out of subspace ‖(I−VVᵀ)∇W̃‖² = ${fmt(d.outOfSubspace)} (${fmt(d.outOfSubspaceShare ?? NaN)} of ‖∇W̃‖²)` +
         (s.optimizer === 'lm' ? ': lm works in the subspace and never fits it' : ' (lm only; this optimizer runs unreduced)'),
     );
-  } else lines.push(`regime ${d.regime}: the attack runs unreduced`);
+  } else if (d.regime === '(computing…)') lines.push('out-of-subspace energy: computing…');
+  else lines.push(`regime ${d.regime}: the attack runs unreduced`);
   $('defenceInfo').textContent = lines.join('\n');
 }
 
@@ -1079,10 +1101,16 @@ function wire(): void {
     void applyControls();
   });
   // Dragging the slider: each position is a strength; renders are coalesced (the latest wins).
+  // Slider events are throttled to one apply per 40 ms (each defends the gradient anew).
   $('defSlider').addEventListener('input', () => {
     const k = kindSpec($<HTMLSelectElement>('defKind').value as DefenceKind);
     if (k) num('defStrength').value = String(sliderToValue(k, Number(num('defSlider').value)));
-    void applyControls();
+    sliderPending ??= new Promise<void>((r) =>
+      setTimeout(() => {
+        sliderPending = null;
+        void applyControls().finally(r);
+      }, 40),
+    );
   });
   for (const id of ['defStrength', 'defC', 'defSeed']) {
     $(id).addEventListener('input', () => void applyControls());
