@@ -6,6 +6,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coordinatePlane, explicitPlane, randomPlane } from '../src/plane.js';
 import { simulateScenario } from '../src/datasets.js';
+import { defendScenario, parseDefenceSpecs } from '../src/defence.js';
 import { parseScenario } from '../src/scenario.js';
 import { surface, surfaceCpuAt } from '../src/surface.js';
 import { type DemoSession, decodeF32, pageReady, startDemoSession } from './browser-harness.js';
@@ -20,7 +21,8 @@ interface Hooks {
   field(): { res: number; alpha: [number, number]; beta: [number, number]; base64: string } | null;
   scenario(): unknown;
   plane(): unknown;
-  attack(v?: Record<string, string | number>): Promise<{ relativeError: number | null; success: boolean | null; bestLoss: number; iterations: number; P: number }>;
+  attack(v?: Record<string, string | number>): Promise<{ relativeError: number | null; success: boolean | null; bestLoss: number; iterations: number; P: number; stopped: boolean; defence: string }>;
+  defence(v: { kind: string; strength?: number | string; seed?: number; c?: number | string }): Promise<{ ok: boolean; inline: Record<string, string> }>;
   loseDevice(): void;
   injectError(kind: 'validation' | 'shader'): Promise<void>;
   pan(da: number, db: number): void;
@@ -35,6 +37,17 @@ interface State {
   messages: { level: string; kind: string; text: string }[];
   inline: Record<string, string>;
   res: number | null;
+  attackRunning: boolean;
+  defence: {
+    label: string;
+    relChange: number;
+    gnorm2: number;
+    truthLoss: number;
+    regime: string;
+    reduced: boolean;
+    outOfSubspace: number | null;
+    fieldMin: number | null;
+  } | null;
 }
 
 const T = <R, A = undefined>(page: Page, fn: (h: Hooks, a: A) => R | Promise<R>, arg?: A): Promise<R> =>
@@ -151,6 +164,118 @@ describe('explorer page in headless Chromium', () => {
     expect(a.iterations).toBeLessThan(60); // every restart converged or stalled early: tens of iterations, not thousands
     const st = await T(page, (h) => h.state());
     expect(st.attackPoints).toBeGreaterThan(1);
+  });
+
+  // The defence control: (B, D, K) = (2, 8, 3) is the subspace regime (16 unknowns, 27 equations), so a
+  // defended gradient has no exact fit and the basin's floor lifts off zero.
+  const defScenario = { dataset: 'gaussian', B: 2, D: 8, K: 3, seed: 5, plane: 'coords', n1: 0, d1: 0, n2: 1, d2: 0, res: 64 };
+
+  it('defence: growing noise lifts L_r at the truth off zero, re-renders, and reports ‖Δg‖/‖g‖ and the out-of-subspace energy', async () => {
+    expect((await T(page, (h, v) => h.set(v), defScenario)).ok).toBe(true);
+    expect((await T(page, (h) => h.defence({ kind: 'none' }))).ok).toBe(true);
+    const st0 = await T(page, (h) => h.state());
+    const d0 = st0.defence!;
+    expect(d0.label).toBe('none');
+    expect(d0.relChange).toBe(0);
+    expect(d0.truthLoss).toBeLessThanOrEqual(1e-12 * d0.gnorm2);
+    expect([d0.regime, d0.reduced]).toEqual(['subspace', true]);
+    let prev = st0;
+    for (const sigma of [1e-3, 1e-2, 1e-1]) {
+      const r = await T(page, (h, a) => h.defence({ kind: 'noise-gauss-rel', strength: a, seed: 1 }), sigma);
+      expect(r.ok, JSON.stringify(r.inline)).toBe(true);
+      const st = await T(page, (h) => h.state());
+      const d = st.defence!;
+      expect(d.label).toBe(`noise:gaussian:rel:${sigma} (seed 1)`);
+      // Relative noise σ·RMS(g) per entry: ‖Δg‖ ≈ σ‖g‖.
+      expect(d.relChange).toBeGreaterThan(0.5 * sigma);
+      expect(d.relChange).toBeLessThan(2 * sigma);
+      expect(d.truthLoss).toBeGreaterThan(prev.defence!.truthLoss);
+      expect(d.outOfSubspace!).toBeGreaterThan(0);
+      expect(st.frames, 'the surface re-renders for each strength').toBeGreaterThan(prev.frames);
+      prev = st;
+    }
+    const d = prev.defence!;
+    expect(d.truthLoss).toBeGreaterThan(1e-3 * d.gnorm2); // ≈ σ² = 1e-2 of ‖g‖²: clearly off zero
+    expect(d.fieldMin! / d.gnorm2).toBeGreaterThan(st0.defence!.fieldMin! / d0.gnorm2);
+    const info = (await page.textContent('#defenceInfo'))!;
+    expect(info).toContain(`‖Δg‖/‖g‖ = ${d.relChange.toExponential(3)}`);
+    expect(info).toContain('out of subspace');
+    expect(await page.textContent('#info')).toMatch(/min L_r on the plane \/ ‖g‖² = .*defence: noise:gaussian:rel:0\.1/s);
+    // The page applies src/defence.ts: the same gradient as `dlg defend --defence noise:gaussian:rel:0.1 --seed 1`.
+    const sc = parseScenario(await T(page, (h) => h.scenario()));
+    expect(sc.defence?.map((x) => x.name)).toEqual(['noise']);
+    const node = defendScenario(simulateScenario({ dataset: 'gaussian', B: 2, D: 8, K: 3, seed: 5 }), parseDefenceSpecs(['noise:gaussian:rel:0.1'], 1));
+    expectClose(sc.gradient.W, node.gradient.W, { abs: 1e-15, rel: 1e-12 }, 'defended ∇W');
+    expectClose(sc.gradient.b, node.gradient.b, { abs: 1e-15, rel: 1e-12 }, 'defended ∇b');
+    expect((await T(page, (h) => h.defence({ kind: 'none' }))).ok).toBe(true);
+    expect((await T(page, (h) => h.state())).defence!.truthLoss).toBeLessThanOrEqual(1e-12 * d0.gnorm2);
+  });
+
+  it('defence: lm attacks the defended gradient (larger but finite error); a defence change stops a running attack', async () => {
+    expect((await T(page, (h, v) => h.set(v), defScenario)).ok).toBe(true);
+    expect((await T(page, (h) => h.defence({ kind: 'none' }))).ok).toBe(true);
+    const a0 = await T(page, (h) => h.attack({ P: 8, iters: 60, optimizer: 'lm' }));
+    expect(a0.defence).toBe('none');
+    expect(a0.relativeError!).toBeLessThan(1e-3);
+    expect((await T(page, (h) => h.defence({ kind: 'noise-gauss-rel', strength: 1e-3, seed: 1 }))).ok).toBe(true);
+    const a1 = await T(page, (h) => h.attack({ P: 8, iters: 60 }));
+    expect(a1.defence).toBe('noise:gaussian:rel:0.001 (seed 1)');
+    expect(a1.relativeError, JSON.stringify(a1)).not.toBeNull();
+    expect(Number.isFinite(a1.relativeError!)).toBe(true);
+    expect(a1.relativeError!).toBeGreaterThan(a0.relativeError!);
+    expect(a1.relativeError!).toBeLessThan(0.5);
+    expect(await page.textContent('#attackInfo')).toContain('gradient attacked: noise:gaussian:rel:0.001 (seed 1)');
+    // Changing the defence while an attack runs stops it (its result names the gradient it ran on).
+    const stopped = await T(page, async (h) => {
+      const run = h.attack({ P: 8, iters: 5000 });
+      for (let i = 0; i < 400; i++) {
+        const st = h.state() as unknown as { attackRunning: boolean; attackPoints: number };
+        if (st.attackRunning && st.attackPoints > 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await h.defence({ kind: 'noise-gauss-rel', strength: 1e-2, seed: 1 });
+      return run;
+    });
+    expect(stopped.stopped).toBe(true);
+    expect(stopped.iterations).toBeLessThan(5000);
+    expect(stopped.defence).toBe('noise:gaussian:rel:0.001 (seed 1)');
+    const st = await T(page, (h) => h.state());
+    expect(st.messages.find((m) => m.kind === 'defence')?.text).toMatch(/changed to noise:gaussian:rel:0\.01.*was stopped/);
+    expect(st.messages.filter((m) => m.level === 'error')).toEqual([]);
+    await page.click('#messages .msg[data-kind="defence"] button');
+    expect((await T(page, (h) => h.defence({ kind: 'none' }))).ok).toBe(true);
+  });
+
+  it('defence: a bad strength gets an inline message naming the field and the page keeps working', async () => {
+    expect((await T(page, (h, v) => h.set(v), defScenario)).ok).toBe(true);
+    const before = (await T(page, (h) => h.state())).frames;
+    const bad = await T(page, (h) => h.defence({ kind: 'prune', strength: 1.5 }));
+    expect(bad.ok).toBe(false);
+    const re = /defence strength prune:1\.5 \(p\): expected a number in \[0, 1\), found "1\.5"/;
+    expect(bad.inline.defStrength).toMatch(re);
+    expect(await page.textContent('#err-defStrength')).toMatch(re);
+    expect(await page.isVisible('#err-defStrength')).toBe(true);
+    const badC = await T(page, (h) => h.defence({ kind: 'dpsgd', strength: 0.1, c: 0 }));
+    expect(badC.ok).toBe(false);
+    expect(badC.inline.defC).toMatch(/clip norm c dpsgd:0:0\.1 \(c\): expected a number in \(0, ∞\), found "0"/);
+    expect(badC.inline.defStrength).toBeUndefined();
+    // The user drags the slider back into range: the message goes and the page renders the pruned gradient.
+    await T(page, (h) => h.defence({ kind: 'prune', strength: 1.5 }));
+    await page.$eval('#defSlider', (el) => {
+      (el as HTMLInputElement).value = '500';
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    await T(page, (h) => h.idle());
+    const p = Number(await page.inputValue('#defStrength'));
+    expect(p).toBeGreaterThan(0.4);
+    expect(p).toBeLessThan(0.6);
+    const st = await T(page, (h) => h.state());
+    expect(st.inline).toEqual({});
+    expect(st.defence!.label).toBe(`prune:${p}`);
+    expect(st.defence!.relChange).toBeGreaterThan(0);
+    expect(st.frames).toBeGreaterThan(before);
+    expect(st.messages.filter((m) => m.level === 'error')).toEqual([]);
+    expect((await T(page, (h) => h.defence({ kind: 'none' }))).ok).toBe(true);
   });
 
   it('digits: shows the true and the reconstructed 8×8 images', async () => {

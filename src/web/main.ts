@@ -13,7 +13,9 @@ import { DATASET_INFO, type DatasetName, simulateScenario } from '../datasets.js
 import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack.js';
 import { createAttackEngine } from '../engine.js';
 import type { EngineHandle } from '../engine-cpu.js';
+import { type Defence, defenceLabel, defendScenario, parseDefenceSpec } from '../defence.js';
 import { DlgInputError } from '../errors.js';
+import { matchL2 } from '../model.js';
 import { analyseScenario } from '../reduce.js';
 import { imageSide, psnrPeak, reconstructionMetrics } from '../matching.js';
 import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../plane.js';
@@ -108,6 +110,7 @@ function slotFor(field: string): string {
   const head = field.split(/[.[]/)[0];
   if (['B', 'D', 'K', 'seed', 'span', 'res', 'P', 'iters', 'lr'].includes(head)) return head;
   if (head === 'alpha' || head === 'beta') return 'span';
+  if (field.startsWith('defence')) return 'defStrength';
   return 'general';
 }
 
@@ -138,6 +141,117 @@ interface Settings {
   iters: number;
   optimizer: 'lm' | 'adam' | 'gd' | 'lbfgs';
   lr: number;
+  defence: DefenceChoice;
+}
+
+// ---------------------------------------------------------------- the defence control
+/**
+ * The defence kinds the page offers: each builds one src/defence.ts command-line spec from the
+ * strength (and, for DP-SGD, the clip norm c) and parses it with parseDefenceSpec, so the page applies
+ * exactly what `dlg defend --defence SPEC --seed SEED` applies. The slider covers [lo, hi] (log where
+ * `log`); the text box next to it shows the value and takes any value, validated by src/defence.ts.
+ */
+export type DefenceKind = 'none' | 'noise-gauss-rel' | 'noise-laplace-rel' | 'noise-gauss' | 'noise-laplace' | 'prune' | 'quantize-bits' | 'quantize-fp16' | 'clip' | 'dpsgd';
+interface KindSpec {
+  /** The strength's name, as the control shows it. */
+  name: string;
+  spec: (strength: string, c: string) => string;
+  lo: number;
+  hi: number;
+  log: boolean;
+  def: number;
+  integer?: boolean;
+  /** Draws from the seed. */
+  random: boolean;
+}
+const DEFENCE_KINDS: Record<Exclude<DefenceKind, 'none' | 'quantize-fp16'>, KindSpec> = {
+  'noise-gauss-rel': { name: 'σ / RMS(g)', spec: (v) => `noise:gaussian:rel:${v}`, lo: 1e-6, hi: 1, log: true, def: 1e-3, random: true },
+  'noise-laplace-rel': { name: 'b / RMS(g)', spec: (v) => `noise:laplace:rel:${v}`, lo: 1e-6, hi: 1, log: true, def: 1e-3, random: true },
+  'noise-gauss': { name: 'σ', spec: (v) => `noise:gaussian:${v}`, lo: 1e-8, hi: 1, log: true, def: 1e-4, random: true },
+  'noise-laplace': { name: 'b', spec: (v) => `noise:laplace:${v}`, lo: 1e-8, hi: 1, log: true, def: 1e-4, random: true },
+  prune: { name: 'p (zeroed)', spec: (v) => `prune:${v}`, lo: 0, hi: 0.99, log: false, def: 0.5, random: false },
+  'quantize-bits': { name: 'bits k', spec: (v) => `quantize:bits:${v}`, lo: 1, hi: 16, log: false, def: 8, integer: true, random: false },
+  clip: { name: 'norm c', spec: (v) => `clip:${v}`, lo: 1e-6, hi: 100, log: true, def: 1e-2, random: false },
+  dpsgd: { name: 'σ (multiplier)', spec: (v, c) => `dpsgd:${c}:${v}`, lo: 1e-4, hi: 10, log: true, def: 0.1, random: true },
+};
+const SLIDER_STEPS = 1000;
+
+export interface DefenceChoice {
+  kind: DefenceKind;
+  /** What src/defence.ts applies (empty: undefended). */
+  list: Defence[];
+  /** The spec as the CLI spells it, with the seed where it matters ('none' when undefended). */
+  label: string;
+}
+
+function kindSpec(kind: DefenceKind): KindSpec | null {
+  return kind === 'none' || kind === 'quantize-fp16' ? null : DEFENCE_KINDS[kind];
+}
+function sliderToValue(k: KindSpec, pos: number): number {
+  const t = Math.min(1, Math.max(0, pos / SLIDER_STEPS));
+  if (k.log) return Number((10 ** (Math.log10(k.lo) + t * (Math.log10(k.hi) - Math.log10(k.lo)))).toPrecision(2));
+  const v = k.lo + t * (k.hi - k.lo);
+  return k.integer ? Math.round(v) : Number(v.toFixed(2));
+}
+function valueToSlider(k: KindSpec, v: number): number {
+  const t = k.log ? (Math.log10(Math.max(v, k.lo)) - Math.log10(k.lo)) / (Math.log10(k.hi) - Math.log10(k.lo)) : (v - k.lo) / (k.hi - k.lo);
+  return Math.round(Math.min(1, Math.max(0, t)) * SLIDER_STEPS);
+}
+
+/** Shows the controls the chosen kind uses; moves the slider to the typed strength when it is valid. */
+function updateDefenceControls(): void {
+  const kind = $<HTMLSelectElement>('defKind').value as DefenceKind;
+  const k = kindSpec(kind);
+  const slider = num('defSlider');
+  const text = num('defStrength');
+  slider.disabled = !k;
+  text.disabled = !k;
+  $('defStrengthName').textContent = k ? k.name : 'strength';
+  document.querySelectorAll<HTMLElement>('.dpsgd-only').forEach((e) => (e.hidden = kind !== 'dpsgd'));
+  num('defSeed').disabled = !k?.random;
+  const v = Number(text.value);
+  if (k && text.value.trim() !== '' && Number.isFinite(v)) {
+    const pos = valueToSlider(k, v);
+    if (Math.abs(pos - Number(slider.value)) > 1) slider.value = String(pos);
+  }
+}
+
+/** A new kind starts at its default strength (the slider's middle ground). */
+function selectDefenceKind(kind: DefenceKind, strength?: number | string): void {
+  $<HTMLSelectElement>('defKind').value = kind;
+  const k = kindSpec(kind);
+  num('defStrength').value = k ? String(strength ?? k.def) : '';
+  if (k) num('defSlider').value = String(valueToSlider(k, Number(strength ?? k.def)));
+  updateDefenceControls();
+}
+
+/** The defence the controls name, parsed by src/defence.ts; problems go to errs (defStrength, defC, defSeed). */
+function readDefence(errs: Map<string, string>): DefenceChoice {
+  const kind = $<HTMLSelectElement>('defKind').value as DefenceKind;
+  const none: DefenceChoice = { kind: 'none', list: [], label: 'none' };
+  if (kind === 'none') return none;
+  const k = kindSpec(kind);
+  const seed = k?.random ? readInt('defSeed', LIMITS.seed[0], LIMITS.seed[1], 'noise seed', errs) : 0;
+  if (!Number.isFinite(seed)) return none;
+  const strength = num('defStrength').value.trim();
+  const c = num('defC').value.trim();
+  // One value per field: a ':' would be read as another part of the spec.
+  for (const [slot, what, raw] of [['defStrength', 'defence strength', strength], ['defC', 'clip norm c', c]] as const) {
+    if (raw.includes(':')) {
+      errs.set(slot, `${what}: expected a number, found ${JSON.stringify(raw)}`);
+      return none;
+    }
+  }
+  const spec = k ? k.spec(strength, c) : 'quantize:fp16';
+  try {
+    const d = parseDefenceSpec(spec, seed, 'defence strength');
+    return { kind, list: [d], label: k?.random ? `${defenceLabel(d)} (seed ${seed})` : defenceLabel(d) };
+  } catch (err) {
+    if (!(err instanceof DlgInputError)) throw err;
+    const isC = kind === 'dpsgd' && /\(c\)$/.test(err.field);
+    errs.set(isC ? 'defC' : 'defStrength', isC ? err.message.replace(/^defence strength/, 'clip norm c') : err.message);
+    return none;
+  }
 }
 
 /** Reads an integer control; reports out-of-range inline. */
@@ -172,6 +286,7 @@ function readSettings(): { s: Settings; errs: Map<string, string> } {
   if (!(Number.isFinite(span) && span > 0 && span <= 1e6)) errs.set('span', `half-width: expected a number in (0, 1e6], found ${JSON.stringify(num('span').value)}`);
   const lr = Number(num('lr').value);
   if (!(Number.isFinite(lr) && lr > 0 && lr <= 1e3)) errs.set('lr', `learning rate: expected a number in (0, 1000], found ${JSON.stringify(num('lr').value)}`);
+  const defence = readDefence(errs);
   if (Number.isFinite(B) && Number.isFinite(D) && Number.isFinite(P) && P * B * D > 1 << 22) {
     errs.set('P', `restarts P: P·B·D must be at most ${1 << 22} (GPU memory for the page), found ${P}·${B}·${D} = ${P * B * D}`);
   }
@@ -197,6 +312,7 @@ function readSettings(): { s: Settings; errs: Map<string, string> } {
       iters,
       optimizer: $<HTMLSelectElement>('optimizer').value as Settings['optimizer'],
       lr,
+      defence,
     },
     errs,
   };
@@ -213,8 +329,30 @@ let recovering: Promise<void> | null = null;
 
 /** The last valid settings; a bad control leaves these (and the picture) as they were. */
 let settings: Settings | null = null;
+/** The scenario the controls name, undefended; `scenario` is it with the defence applied (the one rendered and attacked). */
+let baseScenario: Scenario | null = null;
 let scenario: Scenario | null = null;
 let scenarioKey = '';
+/** scenarioKey plus the defence: what the surface and the attack target depend on. */
+let defendedKey = '';
+
+/** What the defence did to the gradient (the readout under the Defence controls). */
+export interface DefenceReadout {
+  label: string;
+  /** ‖g̃ − g‖ / ‖g‖ over (∇W, ∇b). */
+  relChange: number;
+  /** ‖g̃‖² = ‖∇W̃‖² + ‖∇b̃‖² (the attack's tolerance scale). */
+  gnorm2: number;
+  /** L_r at the true inputs against the defended gradient, float64 (0 up to rounding when undefended). */
+  truthLoss: number;
+  regime: string;
+  /** Whether lm (the page's default) attacks the reduced problem here. */
+  reduced: boolean;
+  /** ‖(I − VVᵀ)∇W̃‖², the part of ∇W̃ outside the B-dimensional subspace (reduced only), and its share of ‖∇W̃‖². */
+  outOfSubspace: number | null;
+  outOfSubspaceShare: number | null;
+}
+let defenceReadout: DefenceReadout | null = null;
 /** Plane from the settings, before the view (pan/zoom/slice offset) is applied. */
 let basePlane: Plane | null = null;
 let planeKey = '';
@@ -253,6 +391,8 @@ interface AttackState {
   startX: Float64Array | null;
   summary: AttackSummary | null;
   scenarioKey: string;
+  /** The defence of the gradient the last attack ran on. */
+  defence: string;
   /** Bumped by resetAttack: a running attack whose run id is stale stops without touching the page. */
   runId: number;
 }
@@ -266,8 +406,10 @@ export interface AttackSummary {
   nonFinite: number;
   wallMs: number;
   stopped: boolean;
+  /** The defence of the gradient it attacked ('none' when undefended). */
+  defence: string;
 }
-const attackState: AttackState = { running: false, stop: false, series: { iterations: [], best: [], median: [] }, paths: [], drawn: [], bestRestart: 0, bestX: null, startX: null, summary: null, scenarioKey: '', runId: 0 };
+const attackState: AttackState = { running: false, stop: false, series: { iterations: [], best: [], median: [] }, paths: [], drawn: [], bestRestart: 0, bestX: null, startX: null, summary: null, scenarioKey: '', defence: 'none', runId: 0 };
 
 // ---------------------------------------------------------------- device
 function noWebGpuHelp(reason: string): void {
@@ -345,7 +487,7 @@ async function ensureGpu(): Promise<Gpu> {
 /** The scenario the settings name (the current one when unchanged); does not install it. */
 async function buildScenario(s: Settings): Promise<{ sc: Scenario; key: string }> {
   const key = `${s.dataset}|${s.B}|${s.D}|${s.K}|${s.seed}`;
-  if (scenario && key === scenarioKey) return { sc: scenario, key };
+  if (baseScenario && key === scenarioKey) return { sc: baseScenario, key };
   const data = s.dataset === 'gaussian' ? undefined : await loadTable(s.dataset);
   return { sc: simulateScenario({ dataset: s.dataset, B: s.B, D: s.D, K: s.K, seed: s.seed, data }), key };
 }
@@ -461,7 +603,8 @@ async function applyControlsNow(seq: number): Promise<boolean> {
   }
   document.querySelectorAll<HTMLElement>('.coords-only').forEach((e) => (e.hidden = s.plane !== 'coords'));
   document.querySelectorAll<HTMLElement>('.random-only').forEach((e) => (e.hidden = s.plane !== 'random' && s.plane !== 'filter'));
-  for (const slot of ['B', 'D', 'K', 'seed', 'coords', 'span', 'res', 'P', 'iters', 'lr']) setInline(slot, errs.get(slot) ?? null);
+  updateDefenceControls();
+  for (const slot of ['B', 'D', 'K', 'seed', 'coords', 'span', 'res', 'P', 'iters', 'lr', 'defStrength', 'defC', 'defSeed']) setInline(slot, errs.get(slot) ?? null);
   // Scenario/plane problems block a re-render; attack-only problems (P, iters, lr) do not.
   const blocking = [...errs.keys()].some((k) => !['P', 'iters', 'lr'].includes(k));
   if (blocking) return false;
@@ -477,13 +620,48 @@ async function applyControlsNow(seq: number): Promise<boolean> {
   // A newer change arrived while the data loaded: it decides.
   if (seq !== applySeq) return latestApply;
   const sc = built.sc;
+  // The defence: src/defence.ts on the undefended scenario (cached per scenario and defence).
+  const dkey = `${built.key}|${s.defence.label}`;
+  let defended = scenario;
+  if (dkey !== defendedKey || !defended) {
+    try {
+      defended = defendScenario(sc, s.defence.list, 'defence strength');
+    } catch (err) {
+      if (err instanceof DlgInputError) setInline('defStrength', err.message);
+      else showMessage('error', 'defence', `Could not apply the defence: ${describeError(err)}`);
+      return false;
+    }
+  }
   if (built.key !== scenarioKey) planeKey = '';
-  scenario = sc;
+  if (dkey !== defendedKey) {
+    // A running attack works on the old gradient: it stops (its paths stay, labelled with their gradient).
+    if (attackState.running && built.key === scenarioKey) {
+      attackState.stop = true;
+      showMessage('info', 'defence', `The defence changed to ${s.defence.label} while an attack ran on ${attackState.defence}: that attack was stopped. Press Attack to attack the defended gradient.`);
+    }
+    // The SVD behind the out-of-subspace energy costs ~0.5 s at D·K = 4096·64: for large layers it
+    // follows once the slider rests, so dragging stays responsive.
+    const large = sc.D * sc.K > LARGE_SVD;
+    defenceReadout = describeDefence(sc, defended, s.defence.label, !large);
+    clearTimeout(readoutTimer);
+    if (large) {
+      const [b, d] = [sc, defended];
+      readoutTimer = setTimeout(() => {
+        if (defendedKey !== dkey || !settings) return;
+        defenceReadout = describeDefence(b, d, s.defence.label, true);
+        writeDefenceInfo(settings);
+      }, 300);
+    }
+  }
+  baseScenario = sc;
+  scenario = defended;
   scenarioKey = built.key;
+  defendedKey = dkey;
+  writeDefenceInfo(s);
   const pkey = `${scenarioKey}|${s.plane}|${s.n1},${s.d1},${s.n2},${s.d2}|${s.planeSeed}|${s.span}|${s.plane === 'attack' ? attackState.summary?.wallMs : ''}`;
   if (pkey !== planeKey) {
     try {
-      basePlane = buildPlane(s, sc);
+      basePlane = buildPlane(s, sc); // through the true inputs: the defence does not move it
     } catch (err) {
       if (err instanceof DlgInputError) setInline(slotFor(err.field), err.message);
       else showMessage('error', 'plane', `Could not build the plane: ${describeError(err)}`);
@@ -510,6 +688,8 @@ async function applyControlsNow(seq: number): Promise<boolean> {
 // ---------------------------------------------------------------- rendering
 let renderWanted = false;
 let pumping: Promise<void> | null = null;
+/** A throttled defence-slider change not yet applied (idle() waits for it). */
+let sliderPending: Promise<void> | null = null;
 
 function requestRender(): void {
   renderWanted = true;
@@ -545,6 +725,7 @@ async function pump(): Promise<void> {
 async function idle(): Promise<void> {
   for (;;) {
     if (recovering) await recovering;
+    else if (sliderPending) await sliderPending;
     else if (pumping) await pumping;
     else if (renderWanted) requestRender();
     else return;
@@ -558,7 +739,7 @@ async function renderOnce(): Promise<void> {
   const sc = scenario;
   const plane = viewPlane();
   const res = s.res;
-  const key = `${scenarioKey}|${res}`;
+  const key = `${defendedKey}|${res}`;
   const sig = planeSignature(plane);
   const t0 = performance.now();
   if (!surf || surf.gen !== g.gen || surf.key !== key) {
@@ -635,10 +816,73 @@ function writeInfo(): void {
   const f = lastFrame;
   if (!f || !scenario) return;
   const r = fieldRange(f.field);
-  const gnorm = scenario.gradient.W.reduce((a, x) => a + x * x, 0) + scenario.gradient.b.reduce((a, x) => a + x * x, 0);
+  const gnorm = gradNorm2(scenario);
+  const d = defenceReadout;
   $('info').textContent =
     `${f.res}² = ${(f.res * f.res).toLocaleString('en-US')} points · GPU+readback ${f.gpuMs.toFixed(1)} ms · draw ${f.drawMs.toFixed(1)} ms · frame ${frames}\n` +
-    `L_r ∈ [${fmt(r.min)}, ${fmt(r.max)}]  (‖∇W‖²+‖∇b‖² = ${fmt(gnorm)})  ·  B=${scenario.B} D=${scenario.D} K=${scenario.K}`;
+    `L_r ∈ [${fmt(r.min)}, ${fmt(r.max)}]  (‖∇W‖²+‖∇b‖² = ${fmt(gnorm)})  ·  B=${scenario.B} D=${scenario.D} K=${scenario.K}\n` +
+    `min L_r on the plane / ‖g‖² = ${fmt(r.min / gnorm)}  ·  L_r(truth) / ‖g‖² = ${d ? fmt(d.truthLoss / gnorm) : '—'}  ·  defence: ${d?.label ?? 'none'}`;
+}
+
+/** D·K above which the readout's SVD is deferred until the defence controls rest. */
+const LARGE_SVD = 1 << 15;
+let readoutTimer: ReturnType<typeof setTimeout> | undefined;
+
+function gradNorm2(sc: Scenario): number {
+  return sc.gradient.W.reduce((a, x) => a + x * x, 0) + sc.gradient.b.reduce((a, x) => a + x * x, 0);
+}
+
+/** What a defence did: the relative change of the gradient, L_r at the truth, and the part outside the subspace. */
+function describeDefence(base: Scenario, defended: Scenario, label: string, withSubspace: boolean): DefenceReadout {
+  let dd = 0;
+  const g = base.gradient;
+  const h = defended.gradient;
+  for (let i = 0; i < g.W.length; i++) dd += (h.W[i] - g.W[i]) ** 2;
+  for (let i = 0; i < g.b.length; i++) dd += (h.b[i] - g.b[i]) ** 2;
+  const g2 = gradNorm2(base);
+  const truthLoss = defended.inputs ? matchL2(defended, defended.gradient, defended.inputs).loss : NaN;
+  let regime = withSubspace ? '?' : '(computing…)';
+  let reduced = false;
+  let outOfSubspace: number | null = null;
+  if (withSubspace) {
+    try {
+      const { info } = analyseScenario(defended, 'auto');
+      regime = info.regime;
+      reduced = info.reduced;
+      outOfSubspace = info.outOfSubspaceEnergy ?? null;
+    } catch {
+      // The SVD of a gradient pruned or quantised to zero: no regime to report.
+    }
+  }
+  const w2 = h.W.reduce((a, x) => a + x * x, 0);
+  return {
+    label,
+    relChange: g2 > 0 ? Math.sqrt(dd / g2) : NaN,
+    gnorm2: gradNorm2(defended),
+    truthLoss,
+    regime,
+    reduced,
+    outOfSubspace,
+    outOfSubspaceShare: outOfSubspace !== null && w2 > 0 ? outOfSubspace / w2 : null,
+  };
+}
+
+function writeDefenceInfo(s: Settings): void {
+  const d = defenceReadout;
+  if (!d) return;
+  const lines = [
+    d.label === 'none' ? 'undefended: the attack sees the exact gradient.' : `applied: ${d.label}`,
+    `‖Δg‖/‖g‖ = ${fmt(d.relChange)}`,
+    `L_r(truth) = ${fmt(d.truthLoss)} = ${fmt(d.truthLoss / d.gnorm2)}·‖g̃‖²`,
+  ];
+  if (d.reduced && d.outOfSubspace !== null) {
+    lines.push(
+      `out of subspace ‖(I−VVᵀ)∇W̃‖² = ${fmt(d.outOfSubspace)} (${fmt(d.outOfSubspaceShare ?? NaN)} of ‖∇W̃‖²)` +
+        (s.optimizer === 'lm' ? ': lm works in the subspace and never fits it' : ' (lm only; this optimizer runs unreduced)'),
+    );
+  } else if (d.regime === '(computing…)') lines.push('out-of-subspace energy: computing…');
+  else lines.push(`regime ${d.regime}: the attack runs unreduced`);
+  $('defenceInfo').textContent = lines.join('\n');
 }
 
 /** Recolours the last field without touching the GPU (scale or colour map changed). */
@@ -695,6 +939,7 @@ async function runAttack(): Promise<AttackSummary> {
   attackState.running = true;
   attackState.stop = false;
   attackState.scenarioKey = scenarioKey;
+  attackState.defence = s.defence.label;
   const runId = ++attackState.runId;
   attackState.series = { iterations: [], best: [], median: [] };
   const drawn = Array.from({ length: Math.min(P, MAX_DRAWN_TRAJECTORIES) }, (_, i) => i);
@@ -754,7 +999,7 @@ async function runAttack(): Promise<AttackSummary> {
     }
     if (!status || !best) throw new Error('the attack ran no iterations');
     if (attackState.runId !== runId) {
-      return { P, iterations: done, bestLoss: NaN, relativeError: null, success: null, converged: 0, nonFinite: 0, wallMs: performance.now() - t0, stopped: true };
+      return { P, iterations: done, bestLoss: NaN, relativeError: null, success: null, converged: 0, nonFinite: 0, wallMs: performance.now() - t0, stopped: true, defence: attackState.defence };
     }
     const summary = writeAttackInfo(status, attackState.bestRestart, done, performance.now() - t0, attackState.stop, true);
     attackState.summary = summary;
@@ -791,11 +1036,12 @@ function writeAttackInfo(st: Awaited<ReturnType<EngineHandle['readStatus']>>, bi
     else if (x === 2) nonFinite++;
   }
   const P = st.status.length;
-  const summary: AttackSummary = { P, iterations: done, bestLoss: st.bestLoss[bi], relativeError, success, converged, nonFinite, wallMs: ms, stopped };
+  const summary: AttackSummary = { P, iterations: done, bestLoss: st.bestLoss[bi], relativeError, success, converged, nonFinite, wallMs: ms, stopped, defence: attackState.defence };
   $('attackInfo').textContent =
     `${stopped ? 'stopped' : final ? 'done' : 'running'} · ${done} iterations · P=${P} · ${(ms / 1000).toFixed(2)} s\n` +
     `best L_r ${fmt(summary.bestLoss)} (restart ${bi}) · converged ${converged}/${P} · non-finite ${nonFinite}\n` +
-    (relativeError !== null ? `relative error ${fmt(relativeError)} → ${success ? 'SUCCESS (< 1e-3)' : 'not recovered'}${psnr}` : '');
+    (relativeError !== null ? `relative error ${fmt(relativeError)} → ${success ? 'SUCCESS (< 1e-3)' : 'not recovered'}${psnr}\n` : '') +
+    `gradient attacked: ${attackState.defence === 'none' ? 'undefended' : attackState.defence}`;
   return summary;
 }
 
@@ -850,6 +1096,26 @@ function wire(): void {
     void applyControls();
   });
   $('depth').addEventListener('input', () => void applyControls());
+  $('defKind').addEventListener('change', () => {
+    selectDefenceKind($<HTMLSelectElement>('defKind').value as DefenceKind);
+    void applyControls();
+  });
+  // Dragging the slider: each position is a strength; renders are coalesced (the latest wins).
+  // Slider events are throttled to one apply per 40 ms (each defends the gradient anew).
+  $('defSlider').addEventListener('input', () => {
+    const k = kindSpec($<HTMLSelectElement>('defKind').value as DefenceKind);
+    if (k) num('defStrength').value = String(sliderToValue(k, Number(num('defSlider').value)));
+    sliderPending ??= new Promise<void>((r) =>
+      setTimeout(() => {
+        sliderPending = null;
+        void applyControls().finally(r);
+      }, 40),
+    );
+  });
+  for (const id of ['defStrength', 'defC', 'defSeed']) {
+    $(id).addEventListener('input', () => void applyControls());
+    $(id).addEventListener('change', () => void applyControls());
+  }
   $('scale').addEventListener('change', recolour);
   $('cmap').addEventListener('change', recolour);
   $('attack').addEventListener('click', () =>
@@ -932,6 +1198,8 @@ export interface DlgTestHooks {
   scenario(): unknown;
   plane(): unknown;
   attack(values?: Record<string, string | number>): Promise<AttackSummary>;
+  /** Chooses a defence as the user does (kind, then strength: the kind's default when left out). */
+  defence(v: { kind: DefenceKind; strength?: number | string; seed?: number; c?: number | string }): Promise<{ ok: boolean; inline: Record<string, string> }>;
   loseDevice(): void;
   injectError(kind: 'validation' | 'shader'): Promise<void>;
   pan(da: number, db: number): void;
@@ -957,6 +1225,7 @@ function hooks(ready: Promise<void>): DlgTestHooks {
       res: lastFrame?.res ?? null,
       lastGpuMs: lastFrame?.gpuMs ?? null,
       lastDrawMs: lastFrame?.drawMs ?? null,
+      defence: defenceReadout ? { ...defenceReadout, fieldMin: lastFrame ? fieldRange(lastFrame.field).min : null } : null,
     }),
     async set(values) {
       for (const [k, v] of Object.entries(values)) setControl(k, v);
@@ -978,6 +1247,14 @@ function hooks(ready: Promise<void>): DlgTestHooks {
     async attack(values) {
       if (values) for (const [k, v] of Object.entries(values)) setControl(k, v);
       return runAttack();
+    },
+    async defence(v) {
+      selectDefenceKind(v.kind, v.strength);
+      if (v.seed !== undefined) num('defSeed').value = String(v.seed);
+      if (v.c !== undefined) num('defC').value = String(v.c);
+      const ok = await applyControls();
+      await idle();
+      return { ok, inline: Object.fromEntries(inlineErrors) };
     },
     loseDevice() {
       if (!gpu) throw new Error('no device to lose');
