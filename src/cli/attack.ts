@@ -1,7 +1,8 @@
 /**
- * `dlg attack scenario.json --out result.json`: P DLG restarts side by side on the GPU (or the
- * float64 CPU engine with --backend cpu), label inference, analytic recovery at B = 1, honest
- * metrics, a PNG for image scenarios. Every input is checked before any work starts; the result
+ * `dlg attack scenario.json --out result.json`: the regime first (planAttack: reduce where B ≤ K, say
+ * where x is not identifiable), then P restarts side by side (lm by default; on the GPU, or the
+ * float64 CPU engine), label inference, analytic recovery at B = 1, honest metrics, a PNG for image
+ * scenarios. Every input is checked before any work starts; the result
  * file is written atomically, and never on failure.
  */
 import { type Command, Option } from 'commander';
@@ -82,7 +83,7 @@ function summary(r: AttackResult): string {
 export function registerAttack(program: Command): void {
   const cmd = program
     .command('attack')
-    .description('Reconstruct the victim\'s inputs from its shared gradient: many DLG restarts side by side (or --method analytic at B=1).')
+    .description('Reconstruct the victim\'s inputs from its shared gradient: restarts side by side, Levenberg–Marquardt by default, in the gradient\'s own subspace where B ≤ K (or --method analytic at B=1).')
     .argument('<scenario>', 'dlg-scenario/1 file (with "inputs" for metrics)')
     .option('--out <file>', 'write the result JSON here (atomically)')
     .option('--restarts <P>', `restarts per candidate labelling (default ${LM_DEFAULTS.restarts} for lm, ${ATTACK_DEFAULTS.restarts} otherwise)`, intArg(1, 1 << 20))
