@@ -17,6 +17,7 @@ import { lmRefine } from './lm.js';
 import { isCpuDevice } from './gpu.js';
 import { type ReduceMode, type SubspaceReduction, type RegimeInfo, analyseScenario } from './reduce.js';
 import { solutionDimension } from './diagnose.js';
+import { runLoop } from './run-loop.js';
 
 /**
  * 'normal': x′ ~ N(0, s²); 'uniform': x′ ~ U(−s, s); 'gradient': N(0, σ_p²) per coordinate with
@@ -729,43 +730,26 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let stoppedBy: AttackResult['stoppedBy'] = 'iterations';
   const tRun0 = performance.now();
   try {
-    engine.setInputs(x0);
-    const chunk = o.trajectory > 0 ? o.trajectory : o.readbackEvery;
-    for (;;) {
-      if (o.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
+    const loop = runLoop(engine, {
+      inputs: x0,
+      schedule: { kind: 'every', every: o.trajectory > 0 ? o.trajectory : o.readbackEvery, iterations: o.iterations },
+      signal: o.signal,
+      stopAfter: o.stopAfter,
+      bestPoints: o.trajectory > 0,
+    });
+    for await (const snap of loop) {
+      status = snap.status;
+      history.iteration.push(snap.iteration);
+      history.bestLoss.push(finiteOrNull(snap.best.loss + outside));
+      if (snap.bestPoints) {
+        traj.iteration.push(snap.iteration);
+        traj.bestLoss.push(snap.status.bestLoss);
+        traj.points.push(snap.bestPoints);
       }
-      const n = Math.min(chunk, o.iterations - done);
-      engine.run(n);
-      done += n;
-      status = await engine.readStatus();
-      let best = Infinity;
-      let converged = 0;
-      let finished = 0;
-      for (let p = 0; p < total; p++) {
-        if (status.bestLoss[p] < best) best = status.bestLoss[p];
-        if (status.status[p] === 1) converged++;
-        if (status.status[p] !== 0) finished++;
-      }
-      history.iteration.push(done);
-      history.bestLoss.push(finiteOrNull(best + outside));
-      if (o.trajectory > 0) {
-        traj.iteration.push(done);
-        traj.bestLoss.push(status.bestLoss);
-        traj.points.push(await engine.readBest());
-      }
-      o.onProgress?.({ iteration: done, bestLoss: best + outside, converged });
-      if (finished === total) {
-        stoppedBy = 'all-finished';
-        break;
-      }
-      if (o.stopAfter > 0 && converged >= o.stopAfter) {
-        stoppedBy = 'stop-after';
-        break;
-      }
-      if (done >= o.iterations) break;
+      o.onProgress?.({ iteration: snap.iteration, bestLoss: snap.best.loss + outside, converged: snap.counts.converged });
     }
+    done = loop.iteration;
+    if (loop.stoppedBy === 'aborted' || loop.stoppedBy === 'all-finished' || loop.stoppedBy === 'stop-after') stoppedBy = loop.stoppedBy;
     if (!status) status = await engine.readStatus();
     bestPoints = await engine.readBest();
   } catch (err) {

@@ -50,6 +50,7 @@ import { reconstructionMetrics } from './matching.js';
 import { gradientNormSq } from './model.js';
 import { studyPlotSpecs, writePlot } from './plots.js';
 import { Rng } from './rng.js';
+import { runLoop } from './run-loop.js';
 import { type Regime, type SubspaceReduction, analyseScenario } from './reduce.js';
 import { type Scenario, makeScenario } from './scenario.js';
 import { studySummaryMarkdown } from './study-report.js';
@@ -586,28 +587,22 @@ export async function runConfiguration(
     const tRun = performance.now();
     try {
       engine = onGpu ? createAttackEngine(device!, engineOpts) : createCpuEngine(engineOpts);
-      engine.setInputs(x0r);
-      let done = 0;
       let st: EngineStatus | undefined;
-      for (const pt of pts) {
-        engine.run(pt - done);
-        done = pt;
-        st = await engine.readStatus();
-        const now = performance.now() - tRun;
-        let running = 0;
+      const loop = runLoop(engine, { inputs: x0r, schedule: { kind: 'points', points: pts }, startTime: tRun });
+      for await (const snap of loop) {
+        st = snap.status;
         idx.forEach((si, g) => {
           let b = Infinity;
           for (let q = 0; q < P; q++) {
             const p = g * P + q;
             if (st!.bestLoss[p] < b) b = st!.bestLoss[p];
-            if (st!.status[p] === 0) running++;
-            else if (Number.isNaN(convergedAt[si * P + q])) convergedAt[si * P + q] = now;
+            if (st!.status[p] !== 0 && Number.isNaN(convergedAt[si * P + q])) convergedAt[si * P + q] = snap.elapsedMs;
           }
           trace[si].push((b + problems[si].outside) / gNorm[si]);
         });
-        opts.onProgress?.(pt, ri, runs.length);
-        if (running === 0) break;
+        opts.onProgress?.(snap.iteration, ri, runs.length);
       }
+      const done = loop.iteration;
       const pointsOut = await engine.readBest();
       const ms = performance.now() - tRun;
       wallTimeMs += ms;
