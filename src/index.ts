@@ -26,6 +26,7 @@ export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './lm.j
 export { type LmTuning, type LmVariant, createLmEngine, fitsLm } from './engine-lm.js';
 export { type EngineKernel, type EngineTuning, createAttackEngine } from './engine.js';
 export { type EngineHandle, type EngineOptions, type EngineStatus, type Optimizer, type RestartStatus, OPTIMIZERS, createCpuEngine } from './engine-cpu.js';
+export { type ReadbackSchedule, type RunCounts, type RunLoop, type RunLoopOptions, type RunSnapshot, type RunStop, runLoop, summariseStatus, validateSchedule } from './run-loop.js';
 export { type ObjectiveHandle, type ObjectiveOptions, type ObjectiveRegime, type VictimGradientHandle, createObjective, createVictimGradient } from './objective.js';
 export { type AnalyticRecovery, analyticRecover } from './analytic.js';
 export { type ColumnInference, type LabelInference, inferLabels } from './labels.js';

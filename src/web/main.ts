@@ -12,6 +12,7 @@ import { requestBrowserDevice } from '../device.js';
 import { DATASET_INFO, type DatasetName, simulateScenario } from '../datasets.js';
 import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack.js';
 import { createAttackEngine } from '../engine.js';
+import { runLoop } from '../run-loop.js';
 import type { EngineHandle } from '../engine-cpu.js';
 import { type Defence, defenceLabel, defendScenario, parseDefenceSpec } from '../defence.js';
 import { DlgInputError } from '../errors.js';
@@ -951,33 +952,29 @@ async function runAttack(): Promise<AttackSummary> {
   clearMessage('attack');
   const t0 = performance.now();
   let done = 0;
-  // lm takes a few large steps: read back after each at first, so that its path shows every one.
-  let chunk = s.optimizer === 'lm' ? 1 : 16;
   let status: Awaited<ReturnType<EngineHandle['readStatus']>> | null = null;
   let best: Float32Array | null = null;
-  let liftBest = (pts: Float32Array): Float32Array => pts;
   try {
     // lm runs where the attack runs it: on the reduced problem (x = C·Vᵀ) when B ≤ K; the paths are lifted back.
     const red = s.optimizer === 'lm' ? analyseScenario(sc, 'auto').reduction : undefined;
     const work = red?.scenario ?? sc;
     engine = createAttackEngine(g.dlg.device, { layer: work, target: work.gradient, P, optimizer: s.optimizer, lr: s.lr, tolAbs, label: 'explorer.attack' });
-    engine.setInputs(red ? red.project(x0, P) : x0);
-    liftBest = red ? (pts) => Float32Array.from(red.lift(pts, P)) : (pts) => pts;
-    while (done < s.iters && !attackState.stop) {
-      const n = Math.min(chunk, s.iters - done);
-      const tc = performance.now();
-      engine.run(n);
-      status = await engine.readStatus();
-      best = liftBest(await engine.readBest());
+    const liftBest = red ? (pts: Float32Array) => Float32Array.from(red.lift(pts, P)) : (pts: Float32Array) => pts;
+    const loop = runLoop(engine, {
+      inputs: red ? red.project(x0, P) : x0,
+      // Chunks of ~80 ms: smooth live updates without a readback every iteration. lm takes a few large
+      // steps: read back after each at first, so that its path shows every one.
+      schedule: { kind: 'adaptive', iterations: s.iters, initial: s.optimizer === 'lm' ? 1 : 16, targetMs: 80 },
+      signal: { get aborted() { return attackState.stop; } },
+      bestPoints: true,
+    });
+    for await (const snap of loop) {
+      status = snap.status;
+      best = liftBest(snap.bestPoints!);
       if (gpu !== g) throw new Error('the GPU device was lost during the attack');
       if (attackState.runId !== runId) break; // the scenario changed: this run's results are moot
-      done += n;
-      // Aim for ~80 ms per chunk: smooth live updates without a readback every iteration.
-      const dt = performance.now() - tc;
-      if (dt < 40 && chunk < 1 << 14) chunk *= 2;
-      else if (dt > 160 && chunk > 1) chunk = Math.max(1, chunk >> 1);
-      let bi = 0;
-      for (let p = 1; p < P; p++) if (status.bestLoss[p] < status.bestLoss[bi]) bi = p;
+      done = snap.iteration;
+      const bi = snap.best.index;
       attackState.bestRestart = bi;
       if (!drawn.includes(bi) && attackState.paths.length === drawn.length) {
         // The best restart is always drawn: it replaces the last slot (its path starts now).
@@ -994,7 +991,7 @@ async function runAttack(): Promise<AttackSummary> {
       attackState.startX = x0.slice(bi * BD, (bi + 1) * BD);
       updateDigits();
       writeAttackInfo(status, bi, done, performance.now() - t0, false, false);
-      if (status.status.every((st) => st !== 0)) break; // all converged or frozen
+      if (snap.stop === 'all-finished') break; // all converged or frozen
       await new Promise((r) => setTimeout(r, 0));
     }
     if (!status || !best) throw new Error('the attack ran no iterations');
