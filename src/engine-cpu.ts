@@ -105,6 +105,17 @@ export function decodeStatus(buf: ArrayBuffer, total: number): EngineStatus {
   return out;
 }
 
+/** The status buffer before the first iteration: loss and bestLoss +∞, status and iterations 0. */
+export function initialStatus(total: number): ArrayBuffer {
+  const st = new ArrayBuffer(total * 16);
+  const f = new Float32Array(st);
+  for (let p = 0; p < total; p++) {
+    f[4 * p] = Infinity;
+    f[4 * p + 1] = Infinity;
+  }
+  return st;
+}
+
 /** Validated, defaulted options shared by the CPU and GPU engines. */
 export interface ResolvedEngineOptions {
   B: number;

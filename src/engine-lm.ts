@@ -17,6 +17,7 @@ import {
   checkInputs,
   checkIterations,
   decodeStatus,
+  initialStatus,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
 import { LM_LAMBDA0 } from './lm.js';
@@ -219,13 +220,7 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
       const x = Float32Array.from(x0);
       device.queue.writeBuffer(xsBuf, 0, x);
       device.queue.writeBuffer(bestBuf, 0, x);
-      const st = new ArrayBuffer(total * 16);
-      const f = new Float32Array(st);
-      for (let p = 0; p < total; p++) {
-        f[4 * p] = Infinity;
-        f[4 * p + 1] = Infinity;
-      }
-      device.queue.writeBuffer(statBuf, 0, st);
+      device.queue.writeBuffer(statBuf, 0, initialStatus(total));
       // λ = λ₀, ν = 2, no cached value
       const state = new Float32Array(optFloats);
       state.fill(LM_LAMBDA0, 0, total);

@@ -47,6 +47,7 @@ import {
   checkInputs,
   checkIterations,
   decodeStatus,
+  initialStatus,
   resolveEngineOptions,
 } from './engine-cpu.js';
 import { DlgInputError } from './errors.js';
@@ -363,13 +364,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
       const x = Float32Array.from(x0);
       device.queue.writeBuffer(xsBuf, 0, x);
       device.queue.writeBuffer(bestBuf, 0, x);
-      const st = new ArrayBuffer(total * 16);
-      const f = new Float32Array(st);
-      for (let p = 0; p < total; p++) {
-        f[4 * p] = Infinity; // loss
-        f[4 * p + 1] = Infinity; // bestLoss; status and iterations stay 0
-      }
-      device.queue.writeBuffer(statBuf, 0, st);
+      device.queue.writeBuffer(statBuf, 0, initialStatus(total));
       const enc = device.createCommandEncoder({ label: `${label}.resetEncoder` });
       enc.clearBuffer(optBuf);
       device.queue.submit([enc.finish()]);

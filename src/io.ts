@@ -172,6 +172,21 @@ function forgetTemp(tmp: string): void {
   if (liveTemps.size === 0) disarmSignals();
 }
 
+/**
+ * A streaming output's temp file: stale temps of `path` removed, a fresh registered temp created
+ * exclusively next to it (removed again if it cannot be opened).
+ */
+export function openTempFile(path: string): { tmp: string; fd: number } {
+  removeStaleTemps(path);
+  const tmp = createTempPath(path);
+  try {
+    return { tmp, fd: openSync(tmp, 'wx') };
+  } catch (err) {
+    discardTemp(tmp);
+    throw err;
+  }
+}
+
 /** Removes a temp file (if still there) and forgets it. */
 export function discardTemp(tmp: string): void {
   rmSync(tmp, { force: true });

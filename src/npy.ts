@@ -3,9 +3,9 @@
  * arrive, temp file renamed at the end so no partial file is left) and a reader. Node only.
  * Load in Python with `np.load("field.npy")` → shape (res, res), float32, C order.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import { DlgInputError } from './errors.js';
-import { commitTemp, createTempPath, discardTemp, removeStaleTemps } from './io.js';
+import { commitTemp, discardTemp, openTempFile } from './io.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -70,14 +70,7 @@ export class NpyWriter {
   ) {
     if (new Uint8Array(new Float32Array([1]).buffer)[3] !== 0x3f) throw new Error('NpyWriter assumes a little-endian host');
     this.expected = shape.reduce((a, b) => a * b, 1);
-    removeStaleTemps(path);
-    this.tmp = createTempPath(path);
-    try {
-      this.fd = openSync(this.tmp, 'wx');
-    } catch (err) {
-      discardTemp(this.tmp);
-      throw err;
-    }
+    ({ tmp: this.tmp, fd: this.fd } = openTempFile(path));
     try {
       writeSync(this.fd, npyHeader(shape));
     } catch (err) {

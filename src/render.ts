@@ -6,13 +6,13 @@
  * 16384² render holds one field and one band, not several full images.
  */
 import { once } from 'node:events';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { crc32, createDeflate } from 'node:zlib';
 import { Resvg } from '@resvg/resvg-js';
 import { colormapRgb, fieldRange, logFieldRange, scaleDomain } from './colorscale.js';
 import { DlgInputError } from './errors.js';
-import { commitTemp, createTempPath, discardTemp, removeStaleTemps } from './io.js';
+import { commitTemp, discardTemp, openTempFile } from './io.js';
 import type { Plane } from './plane.js';
 
 export type Colormap = 'viridis' | 'magma';
@@ -224,14 +224,7 @@ class PngStream {
     level: number,
   ) {
     this.deflate = createDeflate({ level, chunkSize: 1 << 20 });
-    removeStaleTemps(path);
-    this.tmp = createTempPath(path);
-    try {
-      this.fd = openSync(this.tmp, 'wx');
-    } catch (err) {
-      discardTemp(this.tmp);
-      throw err;
-    }
+    ({ tmp: this.tmp, fd: this.fd } = openTempFile(path));
     writeSync(this.fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     const ihdr = Buffer.alloc(13);
     ihdr.writeUInt32BE(width, 0);
