@@ -437,6 +437,16 @@ export function installSignalCleanup(): void {
   if (liveTemps.size > 0) armSignals();
 }
 
+/**
+ * Node runs a signal's handler only when the event loop turns: a SIGINT that arrives during long
+ * synchronous work waits until then. Awaiting this before committing an output lets such a signal
+ * remove the temps and exit 130/143 first, instead of being dropped once the last temp is committed
+ * and the handlers are detached.
+ */
+export function settleSignals(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Temp files currently alive (for tests). */
 export function liveTempFiles(): string[] {
   return [...liveTemps];

@@ -171,8 +171,8 @@ describe('5. signals remove temp files', () => {
     const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
     // Wait until the .npy temp exists (the write is under way), then interrupt.
     const t0 = Date.now();
-    while (temps(d).length === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
-    expect(temps(d).length).toBeGreaterThan(0);
+    while (temps(d).length === 0 && child.exitCode === null && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    expect(temps(d).length, `the surface command ${child.exitCode === null ? 'made no temp file in 20 s' : 'finished before its temp file was seen'}`).toBeGreaterThan(0);
     child.kill('SIGINT');
     const r = await done;
     expect(r.code).toBe(130);

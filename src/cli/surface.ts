@@ -7,7 +7,7 @@ import { freemem, totalmem } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { basinCensus, formatCensus } from '../census.js';
 import { DlgInputError, describe } from '../errors.js';
-import { type PathRole, checkDistinctPaths, checkMemory, checkOutputPath, readJsonFile, readScenarioFile } from '../io.js';
+import { type PathRole, checkDistinctPaths, checkMemory, checkOutputPath, readJsonFile, readScenarioFile, settleSignals } from '../io.js';
 import { gradientNormSq } from '../model.js';
 import { NpyWriter } from '../npy.js';
 import {
@@ -278,6 +278,7 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
     const census = basinCensus(field, res, { alpha: plane.alpha, beta: plane.beta, scale, zeroTol: f.zeroTol, radius: f.censusRadius });
     const t2 = performance.now();
     const title = f.title ?? `L_r over ${f.plane} plane, B=${s.B} D=${s.D} K=${s.K}, ${res}²`;
+    await settleSignals(); // a Ctrl-C during the (synchronous) CPU field ends here, before any output is committed
     const png = await writeSurfacePng(f.out, field, res, plane, {
       plain: f.plain,
       colormap: f.colormap,
@@ -286,6 +287,7 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
       title,
       trajectory,
     });
+    await settleSignals();
     npy?.close();
     npy = null;
     const t3 = performance.now();
