@@ -8,7 +8,7 @@ import { buildDemo } from '../scripts/demo.mjs';
 /** Packages that only work in Node (or are only for PNG/plots/CLI): none may reach a browser bundle. */
 const NODE_ONLY_PACKAGES = ['webgpu', 'pngjs', 'cli-progress', 'commander', 'vega', 'vega-lite', '@resvg/resvg-js', 'dejavu-fonts-ttf'];
 /** Node-only modules of this project. */
-const NODE_ONLY_SOURCES = ['src/io.ts', 'src/node.ts', 'src/device-node.ts'];
+const NODE_ONLY_SOURCES = ['src/node/io.ts', 'src/node.ts', 'src/node/device-node.ts'];
 
 function offendingInputs(meta: Metafile): string[] {
   const bad: string[] = [];
@@ -53,7 +53,7 @@ describe('browser bundle', () => {
     const text = r.outputFiles[0].text;
     expect(builtinReferences(text)).toEqual([]);
     // The entry really is the library (guards against an empty or wrong entry passing vacuously).
-    expect(Object.keys(r.metafile.inputs)).toContain('src/device.ts');
+    expect(Object.keys(r.metafile.inputs)).toContain('src/gpu/device.ts');
     expect(text).toContain('requestBrowserDevice');
   });
 
