@@ -5,12 +5,12 @@
  * engine (run with MESA_SHADER_CACHE_DISABLE=true for a truly cold compile). JSON lines.
  *   node scripts/run-ts.mjs bench/attack-mid.ts [--only B,D,K] [--opt adam|gd] [--P N] [--iters N] [--samples S] [--current-only]
  */
-import { simulateScenario } from '../src/datasets.js';
-import { initialPoints } from '../src/attack.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { initialPoints } from '../src/attack/attack.js';
 import os from 'node:os';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
-import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine } from '../src/engine.js';
-import { withErrorScopes } from '../src/gpu.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine } from '../src/attack/engine.js';
+import { withErrorScopes } from '../src/gpu/gpu.js';
 
 const args = benchArgs();
 const samples = Number(args.samples ?? 3);

@@ -20,11 +20,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AttackResult, attack } from '../src/attack.js';
-import { loadDataset } from '../src/data-node.js';
-import { simulateScenario } from '../src/datasets.js';
-import { DlgInputError } from '../src/errors.js';
-import { type Scenario, scenarioToJson } from '../src/scenario.js';
+import { type AttackResult, attack } from '../src/attack/attack.js';
+import { loadDataset } from '../src/node/data-node.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { type Scenario, scenarioToJson } from '../src/core/scenario.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
 
 const args = benchArgs();

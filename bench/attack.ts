@@ -9,12 +9,12 @@
  * status readback, after a warm-up run that includes the pipeline compile.
  * Targets (issue 3, lavapipe on 2 cores): (2,1,1) P=65536 ≥ 2e8; (8,784,10) P=256 ≥ 6e4.
  */
-import { simulateScenario } from '../src/datasets.js';
-import { initialPoints } from '../src/attack.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { initialPoints } from '../src/attack/attack.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
-import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, usesPairKernel } from '../src/engine.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, usesPairKernel } from '../src/attack/engine.js';
 import os from 'node:os';
-import { withErrorScopes } from '../src/gpu.js';
+import { withErrorScopes } from '../src/gpu/gpu.js';
 
 const args = benchArgs();
 const samples = Number(args.samples ?? 3);

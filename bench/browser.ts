@@ -11,9 +11,9 @@
  * Usage: node scripts/run-ts.mjs bench/browser.ts [--res 1024] [--frames 30] [--dragSeconds 5]
  */
 import os from 'node:os';
-import { simulateScenario } from '../src/datasets.js';
-import { coordinatePlane } from '../src/plane.js';
-import { surface, surfaceCpu } from '../src/surface.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { coordinatePlane } from '../src/surface/plane.js';
+import { surface, surfaceCpu } from '../src/surface/surface.js';
 import { decodeF32, pageReady, startDemoSession } from '../test/browser-harness.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
 

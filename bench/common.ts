@@ -1,9 +1,9 @@
 /** Shared bench plumbing: a device, JSON lines on stdout, the machine named in each line. */
 import os from 'node:os';
-import { requestNodeDevice } from '../src/device-node.js';
-import type { DlgDevice } from '../src/device.js';
+import { requestNodeDevice } from '../src/node/device-node.js';
+import type { DlgDevice } from '../src/gpu/device.js';
 
-export { timeGpu, timeWall, median } from '../src/timing.js';
+export { timeGpu, timeWall, median } from '../src/gpu/timing.js';
 
 export async function benchDevice(): Promise<DlgDevice> {
   return requestNodeDevice();

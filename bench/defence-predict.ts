@@ -4,11 +4,11 @@
  * predictNoiseLeakage, and the RMS rel. err. of `attack()` (host float64 lm) over T noise seeds.
  *   node scripts/run-ts.mjs bench/defence-predict.ts [--trials 8]
  */
-import { attack } from '../src/attack.js';
-import { simulateScenario } from '../src/datasets.js';
-import { loadDataset } from '../src/data-node.js';
-import { defendScenario } from '../src/defence.js';
-import { predictNoiseLeakage } from '../src/leakage.js';
+import { attack } from '../src/attack/attack.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { loadDataset } from '../src/node/data-node.js';
+import { defendScenario } from '../src/core/defence.js';
+import { predictNoiseLeakage } from '../src/analysis/leakage.js';
 
 const argv = process.argv.slice(2);
 const T = Number(argv[argv.indexOf('--trials') + 1] || 8);

@@ -33,7 +33,7 @@ await build({
 const nm = join(out, 'node_modules');
 for (const f of ['package.json', 'index.js', 'dist/linux-x64']) cpSync(join('node_modules/webgpu', f), join(nm, 'webgpu', f), { recursive: true });
 for (const p of ['@resvg/resvg-js', '@resvg/resvg-js-linux-x64-gnu']) cpSync(join('node_modules', p), join(nm, p), { recursive: true });
-// the two faces the plots use (src/plots.ts), not the whole 12 MB family
+// the two faces the plots use (src/node/plots.ts), not the whole 12 MB family
 for (const f of ['package.json', 'ttf/DejaVuSans.ttf', 'ttf/DejaVuSans-Bold.ttf']) cpSync(join('node_modules/dejavu-fonts-ttf', f), join(nm, 'dejavu-fonts-ttf', f));
 // dawn.node travels compressed too (the lent machine's transfer limit is 64 MiB); gpu-run.sh unpacks it
 const dawn = join(nm, 'webgpu/dist/linux-x64/dawn.node');

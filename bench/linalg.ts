@@ -1,13 +1,13 @@
 /**
  * Host linear algebra for `dlg diagnose` and the study: the hand-written symmetric eigen solver and
- * Gram-based SVD (src/linalg.ts) against ml-matrix (EVD with assumeSymmetric, SVD), same run, on the
+ * Gram-based SVD (src/analysis/linalg.ts) against ml-matrix (EVD with assumeSymmetric, SVD), same run, on the
  * matrices the diagnosis really decomposes at the study's sizes. JSON lines; medians of --reps runs.
  *   node scripts/run-ts.mjs bench/linalg.ts [--reps 5]
  */
 import { EigenvalueDecomposition, Matrix, SingularValueDecomposition } from 'ml-matrix';
-import { simulateScenario } from '../src/datasets.js';
-import { jacobianAtTruth, jacobianGram } from '../src/diagnose.js';
-import { singularValues, symmetricEigen } from '../src/linalg.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { jacobianAtTruth, jacobianGram } from '../src/analysis/diagnose.js';
+import { singularValues, symmetricEigen } from '../src/analysis/linalg.js';
 import { benchArgs, emit, machine, median } from './common.js';
 
 const args = benchArgs();

@@ -1,12 +1,12 @@
 /**
- * The GPU lm kernel (shaders/attack_lm.wgsl): restart-iterations/s per size, the cold pipeline
+ * The GPU lm kernel (shaders/attack/lm.wgsl): restart-iterations/s per size, the cold pipeline
  * compile, and the float64 CPU engine's rate in the same run. JSON lines on stdout.
  *   node scripts/run-ts.mjs bench/lm-kernel.ts [--variant private|scratch] [--sizes 8,8,10,4096;...]
  */
 import { benchArgs, benchDevice, emit, machine } from './common.js';
-import { type EngineOptions, type LmVariant, createAttackEngine, createCpuEngine } from '../src/engine.js';
-import { Rng } from '../src/rng.js';
-import { makeScenario } from '../src/scenario.js';
+import { type EngineOptions, type LmVariant, createAttackEngine, createCpuEngine } from '../src/attack/engine.js';
+import { Rng } from '../src/core/rng.js';
+import { makeScenario } from '../src/core/scenario.js';
 import os from 'node:os';
 
 const args = benchArgs();

@@ -9,9 +9,9 @@
  * GPU time is timestamp-query when the device has it, else wall time around onSubmittedWorkDone.
  */
 import { benchArgs, benchDevice, emit, machine, timeGpu, timeWall } from './common.js';
-import { type Layer, matchL2Batched, victimGradient } from '../src/model.js';
-import { type ObjectiveRegime, createObjective } from '../src/objective.js';
-import { Rng } from '../src/rng.js';
+import { type Layer, matchL2Batched, victimGradient } from '../src/core/model.js';
+import { type ObjectiveRegime, createObjective } from '../src/objective/objective.js';
+import { Rng } from '../src/core/rng.js';
 
 interface BenchCase {
   B: number;

@@ -2,7 +2,7 @@
 //  - main_barrier: STEPS rounds of a shared write, an optional barrier, a neighbour's read. On lavapipe
 //    each 8-lane slice of a workgroup is a coroutine and a barrier switches through all of them.
 //  - main_dot_f32 / main_dot_vec4: one invocation per "restart", a 64×64 product against a private
-//    matrix indexed by loop counters (run-time trip counts, as in attack_lm.wgsl): the cost of a
+//    matrix indexed by loop counters (run-time trip counts, as in attack/lm.wgsl): the cost of a
 //    loop-indexed private access per float, scalar against vec4 elements.
 override WG: u32 = 64u;
 override STEPS: u32 = 64u;

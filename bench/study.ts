@@ -17,7 +17,7 @@
  */
 import { join } from 'node:path';
 import { benchArgs, benchDevice, emit, machine } from './common.js';
-import { type ConfigResult, DEFAULT_STUDY_CONFIG, expandStudy, study, validateStudyConfig } from '../src/study.js';
+import { type ConfigResult, DEFAULT_STUDY_CONFIG, expandStudy, study, validateStudyConfig } from '../src/node/study.js';
 
 const args = benchArgs();
 const list = (v: unknown): number[] | string[] | undefined =>

@@ -11,10 +11,10 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchArgs, benchDevice, emit, machine, timeGpu, timeWall } from './common.js';
-import { coordinatePlane, randomPlane } from '../src/plane.js';
-import { Rng } from '../src/rng.js';
-import { type Scenario, makeScenario, scenarioToJson } from '../src/scenario.js';
-import { type SurfaceKernel, UNROLLED_MAX_B, UNROLLED_MAX_K, createSurface, surfaceCpuAt, unrolledPreferred } from '../src/surface.js';
+import { coordinatePlane, randomPlane } from '../src/surface/plane.js';
+import { Rng } from '../src/core/rng.js';
+import { type Scenario, makeScenario, scenarioToJson } from '../src/core/scenario.js';
+import { type SurfaceKernel, UNROLLED_MAX_B, UNROLLED_MAX_K, createSurface, surfaceCpuAt, unrolledPreferred } from '../src/surface/surface.js';
 
 const args = benchArgs();
 const quick = Boolean(args.quick);

@@ -6,40 +6,40 @@
  */
 
 // Errors
-export { DlgInputError, DlgRuntimeError } from './errors.js';
+export { DlgInputError, DlgRuntimeError } from './core/errors.js';
 
 // Devices
-export { type DlgDevice, type RequestDeviceOptions, requestBrowserDevice, requestDeviceFrom } from './device.js';
+export { type DlgDevice, type RequestDeviceOptions, requestBrowserDevice, requestDeviceFrom } from './gpu/device.js';
 
 // The model and its float64 reference
-export { type Gradient, type Layer, type MatchLoss, type Reduction, bceLoss, forward, matchCosine, matchL2, matchLoss, sigmoid, victimGradient } from './model.js';
+export { type Gradient, type Layer, type MatchLoss, type Reduction, bceLoss, forward, matchCosine, matchL2, matchLoss, sigmoid, victimGradient } from './core/model.js';
 
 // Scenarios and data sets
-export { SCENARIO_FORMAT, type Scenario, type ScenarioJson, makeScenario, parseFakeBatches, parseScenario, scenarioToJson } from './scenario.js';
-export { DATASET_INFO, DATASET_NAMES, type DatasetName, type DatasetRows, type SimulateOptions, defaultScenario, parseDatasetCsv, simulateScenario } from './datasets.js';
-export { Rng } from './rng.js';
+export { SCENARIO_FORMAT, type Scenario, type ScenarioJson, makeScenario, parseFakeBatches, parseScenario, scenarioToJson } from './core/scenario.js';
+export { DATASET_INFO, DATASET_NAMES, type DatasetName, type DatasetRows, type SimulateOptions, defaultScenario, parseDatasetCsv, simulateScenario } from './core/datasets.js';
+export { Rng } from './core/rng.js';
 
 // Attack
-export { ATTACK_DEFAULTS, DEFAULT_LR, LM_DEFAULTS, type AttackInit, type AttackLabels, type AttackMethod, type AttackOptimizer, type AttackOptions, type AttackPlan, type AttackProgress, type AttackResult, type EngineChoice, type LossQuantiles, type ResolvedAttackOptions, type RestartOutcome, type ValidatedAttackOptions, attack, planAttack, validateAttackOptions } from './attack.js';
-export { type SubspaceReduction, type ReduceMode, type Regime, type RegimeInfo, analyseScenario, reduceScenario } from './reduce.js';
-export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './lm.js';
-export { type LmTuning, type LmVariant, createLmEngine, fitsLm } from './engine-lm.js';
-export { type EngineKernel, type EngineTuning, createAttackEngine } from './engine.js';
-export { type EngineHandle, type EngineOptions, type EngineStatus, type Optimizer, type RestartStatus, OPTIMIZERS, createCpuEngine } from './engine-cpu.js';
-export { type ReadbackSchedule, type RunCounts, type RunLoop, type RunLoopOptions, type RunSnapshot, type RunStop, runLoop, summariseStatus, validateSchedule } from './run-loop.js';
-export { type ObjectiveHandle, type ObjectiveOptions, type ObjectiveRegime, type VictimGradientHandle, createObjective, createVictimGradient } from './objective.js';
-export { type AnalyticRecovery, analyticRecover } from './analytic.js';
-export { type ColumnInference, type LabelInference, inferLabels } from './labels.js';
-export { SUCCESS_REL_ERROR, type Assignment, type MatchRowsOptions, type ReconstructionMetrics, matchRows, reconstructionMetrics } from './matching.js';
+export { ATTACK_DEFAULTS, DEFAULT_LR, LM_DEFAULTS, type AttackInit, type AttackLabels, type AttackMethod, type AttackOptimizer, type AttackOptions, type AttackPlan, type AttackProgress, type AttackResult, type EngineChoice, type LossQuantiles, type ResolvedAttackOptions, type RestartOutcome, type ValidatedAttackOptions, attack, planAttack, validateAttackOptions } from './attack/attack.js';
+export { type SubspaceReduction, type ReduceMode, type Regime, type RegimeInfo, analyseScenario, reduceScenario } from './analysis/reduce.js';
+export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './analysis/lm.js';
+export { type LmTuning, type LmVariant, createLmEngine, fitsLm } from './attack/engine-lm.js';
+export { type EngineKernel, type EngineTuning, createAttackEngine } from './attack/engine.js';
+export { type EngineHandle, type EngineOptions, type EngineStatus, type Optimizer, type RestartStatus, OPTIMIZERS, createCpuEngine } from './attack/engine-cpu.js';
+export { type ReadbackSchedule, type RunCounts, type RunLoop, type RunLoopOptions, type RunSnapshot, type RunStop, runLoop, summariseStatus, validateSchedule } from './attack/run-loop.js';
+export { type ObjectiveHandle, type ObjectiveOptions, type ObjectiveRegime, type VictimGradientHandle, createObjective, createVictimGradient } from './objective/objective.js';
+export { type AnalyticRecovery, analyticRecover } from './analysis/analytic.js';
+export { type ColumnInference, type LabelInference, inferLabels } from './analysis/labels.js';
+export { SUCCESS_REL_ERROR, type Assignment, type MatchRowsOptions, type ReconstructionMetrics, matchRows, reconstructionMetrics } from './analysis/matching.js';
 
 // Defences and predicted leakage
-export { type Defence, type DefenceContext, applyDefence, applyDefences, defendScenario, dpsgdGradient, gradientRms, parseDefenceList, parseDefenceSpec, parseDefenceSpecs, perExampleGradients, pruneKeepCount, roundFp16 } from './defence.js';
-export { type NoisePrediction, predictNoiseLeakage } from './leakage.js';
+export { type Defence, type DefenceContext, applyDefence, applyDefences, defendScenario, dpsgdGradient, gradientRms, parseDefenceList, parseDefenceSpec, parseDefenceSpecs, perExampleGradients, pruneKeepCount, roundFp16 } from './core/defence.js';
+export { type NoisePrediction, predictNoiseLeakage } from './analysis/leakage.js';
 
 // Diagnosis
-export { type Diagnosis, diagnose, flattestDirections, solutionDimension } from './diagnose.js';
+export { type Diagnosis, diagnose, flattestDirections, solutionDimension } from './analysis/diagnose.js';
 
 // Loss surfaces
-export { type CoordinatePlaneOptions, type FlattestPlaneOptions, type Plane, type PlaneJson, type PlaneMarker, type RandomPlaneOptions, type ThreePointOptions, coordinatePlane, explicitPlane, flattestPlane, planeToJson, projectOntoPlane, randomPlane, threePointPlane, validatePlane } from './plane.js';
-export { MAX_RESOLUTION, type SurfaceHandle, type SurfaceKernel, type SurfaceOptions, type SurfacePath, createSurface, surface, surfaceCpu } from './surface.js';
-export { type Census, type CensusMinimum, type CensusOptions, basinCensus, formatCensus } from './census.js';
+export { type CoordinatePlaneOptions, type FlattestPlaneOptions, type Plane, type PlaneJson, type PlaneMarker, type RandomPlaneOptions, type ThreePointOptions, coordinatePlane, explicitPlane, flattestPlane, planeToJson, projectOntoPlane, randomPlane, threePointPlane, validatePlane } from './surface/plane.js';
+export { MAX_RESOLUTION, type SurfaceHandle, type SurfaceKernel, type SurfaceOptions, type SurfacePath, createSurface, surface, surfaceCpu } from './surface/surface.js';
+export { type Census, type CensusMinimum, type CensusOptions, basinCensus, formatCensus } from './surface/census.js';

@@ -4,11 +4,11 @@ import { mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coordinatePlane, explicitPlane, randomPlane } from '../src/plane.js';
-import { simulateScenario } from '../src/datasets.js';
-import { defendScenario, parseDefenceSpecs } from '../src/defence.js';
-import { parseScenario } from '../src/scenario.js';
-import { surface, surfaceCpuAt } from '../src/surface.js';
+import { coordinatePlane, explicitPlane, randomPlane } from '../src/surface/plane.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { defendScenario, parseDefenceSpecs } from '../src/core/defence.js';
+import { parseScenario } from '../src/core/scenario.js';
+import { surface, surfaceCpuAt } from '../src/surface/surface.js';
 import { type DemoSession, decodeF32, pageReady, startDemoSession } from './browser-harness.js';
 import { expectClose, useGpu } from './helpers.js';
 
@@ -201,7 +201,7 @@ describe('explorer page in headless Chromium', () => {
     expect(info).toContain(`‖Δg‖/‖g‖ = ${d.relChange.toExponential(3)}`);
     expect(info).toContain('out of subspace');
     expect(await page.textContent('#info')).toMatch(/min L_r on the plane \/ ‖g‖² = .*defence: noise:gaussian:rel:0\.1/s);
-    // The page applies src/defence.ts: the same gradient as `dlg defend --defence noise:gaussian:rel:0.1 --seed 1`.
+    // The page applies src/core/defence.ts: the same gradient as `dlg defend --defence noise:gaussian:rel:0.1 --seed 1`.
     const sc = parseScenario(await T(page, (h) => h.scenario()));
     expect(sc.defence?.map((x) => x.name)).toEqual(['noise']);
     const node = defendScenario(simulateScenario({ dataset: 'gaussian', B: 2, D: 8, K: 3, seed: 5 }), parseDefenceSpecs(['noise:gaussian:rel:0.1'], 1));

@@ -7,13 +7,13 @@ import { buildDemo } from '../scripts/demo.mjs';
 
 /** Packages that only work in Node (or are only for PNG/plots/CLI): none may reach a browser bundle. */
 const NODE_ONLY_PACKAGES = ['webgpu', 'pngjs', 'cli-progress', 'commander', 'vega', 'vega-lite', '@resvg/resvg-js', 'dejavu-fonts-ttf'];
-/** Node-only modules of this project. */
-const NODE_ONLY_SOURCES = ['src/io.ts', 'src/node.ts', 'src/device-node.ts'];
+/** Node-only modules of this project: the Node entry, the node/ layer and the CLI (see test/layers.test.ts). */
+const isNodeOnlySource = (input: string): boolean => input === 'src/node.ts' || input.startsWith('src/node/') || input.startsWith('src/cli/');
 
 function offendingInputs(meta: Metafile): string[] {
   const bad: string[] = [];
   for (const [input, info] of Object.entries(meta.inputs)) {
-    if (NODE_ONLY_SOURCES.includes(input) || input.startsWith('src/cli/')) bad.push(input);
+    if (isNodeOnlySource(input)) bad.push(input);
     for (const pkg of NODE_ONLY_PACKAGES) if (input.includes(`node_modules/${pkg}/`)) bad.push(input);
     for (const imp of info.imports) {
       const p = imp.path.replace(/^node:/, '');
@@ -53,7 +53,7 @@ describe('browser bundle', () => {
     const text = r.outputFiles[0].text;
     expect(builtinReferences(text)).toEqual([]);
     // The entry really is the library (guards against an empty or wrong entry passing vacuously).
-    expect(Object.keys(r.metafile.inputs)).toContain('src/device.ts');
+    expect(Object.keys(r.metafile.inputs)).toContain('src/gpu/device.ts');
     expect(text).toContain('requestBrowserDevice');
   });
 

@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { matchL2Batched } from '../src/model.js';
-import { Rng } from '../src/rng.js';
-import { type Scenario, parseScenario } from '../src/scenario.js';
+import { matchL2Batched } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
+import { type Scenario, parseScenario } from '../src/core/scenario.js';
 import { expectClose } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dlg-cli-test-'));

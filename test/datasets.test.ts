@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadDataset } from '../src/data-node.js';
-import { type DatasetRows, defaultScenario, labelCounts, parseDatasetCsv, simulateScenario } from '../src/datasets.js';
-import { DlgInputError } from '../src/errors.js';
-import { bceLoss, victimGradient } from '../src/model.js';
+import { loadDataset } from '../src/node/data-node.js';
+import { type DatasetRows, defaultScenario, labelCounts, parseDatasetCsv, simulateScenario } from '../src/core/datasets.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { bceLoss, victimGradient } from '../src/core/model.js';
 import { expectClose } from './helpers.js';
 
 function expectInputError(fn: () => unknown, field: string): DlgInputError {
@@ -66,7 +66,7 @@ describe('shipped data sets', () => {
   });
 
   it('datasets.ts stays browser-safe (no Node imports)', () => {
-    const src = readFileSync(new URL('../src/datasets.ts', import.meta.url), 'utf8');
+    const src = readFileSync(new URL('../src/core/datasets.ts', import.meta.url), 'utf8');
     expect(src).not.toMatch(/from '(node:|fs|zlib|path)/);
   });
 });

@@ -1,24 +1,24 @@
 /**
- * Defences (src/defence.ts) against float64 references, their record in the scenario file, the
- * predicted error under noise (src/leakage.ts) against Monte-Carlo, and bad input (library and CLI).
+ * Defences (src/core/defence.ts) against float64 references, their record in the scenario file, the
+ * predicted error under noise (src/analysis/leakage.ts) against Monte-Carlo, and bad input (library and CLI).
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { simulateScenario } from '../src/datasets.js';
+import { simulateScenario } from '../src/core/datasets.js';
 import {
   type Defence, applyDefence, applyDefences, defendScenario, gradientRms, parseDefenceList, parseDefenceSpec, parseDefenceSpecs, pruneKeepCount, roundFp16,
-} from '../src/defence.js';
-import { DlgInputError } from '../src/errors.js';
-import { predictNoiseLeakage } from '../src/leakage.js';
-import { lmRefine } from '../src/lm.js';
-import type { Gradient } from '../src/model.js';
-import { victimGradient } from '../src/model.js';
-import { analyseScenario } from '../src/reduce.js';
-import { Rng, ln } from '../src/rng.js';
-import { type Scenario, parseScenario, scenarioToJson } from '../src/scenario.js';
+} from '../src/core/defence.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { predictNoiseLeakage } from '../src/analysis/leakage.js';
+import { lmRefine } from '../src/analysis/lm.js';
+import type { Gradient } from '../src/core/model.js';
+import { victimGradient } from '../src/core/model.js';
+import { analyseScenario } from '../src/analysis/reduce.js';
+import { Rng, ln } from '../src/core/rng.js';
+import { type Scenario, parseScenario, scenarioToJson } from '../src/core/scenario.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dlg-defence-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -329,7 +329,7 @@ void parseDefenceList;
 
 describe('defence sweep', () => {
   it('runs strength × B × optimizer, writes rows with the prediction for Gaussian noise, and resumes', async () => {
-    const { defenceStudy, parseDefenceAxis } = await import('../src/defence-study.js');
+    const { defenceStudy, parseDefenceAxis } = await import('../src/node/defence-study.js');
     const out = join(dir, 'sweep');
     const config = {
       dataset: ['digits' as const],

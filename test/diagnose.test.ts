@@ -3,14 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { simulateScenario } from '../src/datasets.js';
-import { diagnose, flattestDirections, jacobian, jacobianAtTruth, jacobianGram } from '../src/diagnose.js';
-import { DlgInputError } from '../src/errors.js';
-import { writeScenarioFile } from '../src/io.js';
-import { gramCols, gramRows, numericalRank, rankThreshold, singularValues, symmetricEigen } from '../src/linalg.js';
-import { matchL2, victimGradient } from '../src/model.js';
-import { Rng } from '../src/rng.js';
-import { makeScenario, type Scenario } from '../src/scenario.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { diagnose, flattestDirections, jacobian, jacobianAtTruth, jacobianGram } from '../src/analysis/diagnose.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { writeScenarioFile } from '../src/node/io.js';
+import { gramCols, gramRows, numericalRank, rankThreshold, singularValues, symmetricEigen } from '../src/analysis/linalg.js';
+import { matchL2, victimGradient } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
+import { makeScenario, type Scenario } from '../src/core/scenario.js';
 import { expectClose } from './helpers.js';
 
 function randomSym(n: number, seed: number): Float64Array {

@@ -8,13 +8,13 @@ import {
   createAttackEngine,
   createCpuEngine,
   fitsLm,
-} from '../src/engine.js';
-import { DlgInputError } from '../src/errors.js';
-import { LM_LAMBDA0 } from '../src/lm.js';
-import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
-import { makeScenario } from '../src/scenario.js';
-import { Rng } from '../src/rng.js';
-import { withErrorScopes } from '../src/gpu.js';
+} from '../src/attack/engine.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { LM_LAMBDA0 } from '../src/analysis/lm.js';
+import { type Layer, gradientNormSq, victimGradient } from '../src/core/model.js';
+import { makeScenario } from '../src/core/scenario.js';
+import { Rng } from '../src/core/rng.js';
+import { withErrorScopes } from '../src/gpu/gpu.js';
 import { expectClose, useGpu } from './helpers.js';
 
 const gpu = useGpu();

@@ -10,13 +10,13 @@ import {
   engineKernel,
   resolveEngineOptions,
   usesPairKernel,
-} from '../src/engine.js';
-import { DlgInputError } from '../src/errors.js';
-import type { EngineStatus } from '../src/engine.js';
-import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
-import { Rng } from '../src/rng.js';
+} from '../src/attack/engine.js';
+import { DlgInputError } from '../src/core/errors.js';
+import type { EngineStatus } from '../src/attack/engine.js';
+import { type Layer, gradientNormSq, victimGradient } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
 import { expectClose, useGpu } from './helpers.js';
-import { isCpuDevice, withErrorScopes } from '../src/gpu.js';
+import { isCpuDevice, withErrorScopes } from '../src/gpu/gpu.js';
 
 const gpu = useGpu();
 
@@ -438,7 +438,7 @@ describe('attack engine: kernel choice', () => {
     expect(engineKernel(2, 1028, 8, 'adam')).toBe('workgroup'); // D·K > 8188
     expect(engineKernel(8, 784, 10, 'adam', { streamKernel: false })).toBe('workgroup');
     expect(engineKernel(8, 16, 4, 'adam')).toBe('invocation'); // mid sizes stay on the unrolled kernel
-    const src = readFileSync('shaders/attack_stream.wgsl', 'utf8');
+    const src = readFileSync('shaders/attack/stream.wgsl', 'utf8');
     const constOf = (name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
     expect(constOf('MAX_BK')).toBe(STREAM_CAPS.BK);
     expect(constOf('MAX_K')).toBe(STREAM_CAPS.K);

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readNpy } from '../src/npy.js';
-import { Rng } from '../src/rng.js';
-import { type ConfigResult, readStudyResults } from '../src/study.js';
+import { readNpy } from '../src/node/npy.js';
+import { Rng } from '../src/core/rng.js';
+import { type ConfigResult, readStudyResults } from '../src/node/study.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dlg-faults-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

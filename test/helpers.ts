@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { DlgDevice } from '../src/device.js';
-import { requestNodeDevice } from '../src/device-node.js';
+import type { DlgDevice } from '../src/gpu/device.js';
+import { requestNodeDevice } from '../src/node/device-node.js';
 
 /**
  * One real WebGPU device per test file. There is no skip path: with no adapter,

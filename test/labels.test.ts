@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { inferLabels, inferColumnCounts, sameLabelingUpToOrder } from '../src/labels.js';
-import { victimGradient, type Layer, type Reduction } from '../src/model.js';
-import { Rng } from '../src/rng.js';
+import { inferLabels, inferColumnCounts, sameLabelingUpToOrder } from '../src/analysis/labels.js';
+import { victimGradient, type Layer, type Reduction } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
 
 function randomLayer(rng: Rng, B: number, D: number, K: number, reduction: Reduction): { layer: Layer; x: Float64Array } {
   const W = Float64Array.from({ length: D * K }, () => rng.normal() / Math.sqrt(D));

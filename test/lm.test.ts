@@ -1,17 +1,17 @@
 // The second-order attack on the float64 path: the structured normal equations, the LM step, the
 // subspace reduction and the regimes, and exact recovery with default options.
 import { describe, expect, it } from 'vitest';
-import { type AttackResult, attack, planAttack } from '../src/attack.js';
-import { loadDataset } from '../src/data-node.js';
-import { simulateScenario } from '../src/datasets.js';
-import { diagnose, jacobian } from '../src/diagnose.js';
-import { createCpuEngine } from '../src/engine.js';
-import { DlgInputError } from '../src/errors.js';
-import { LM_LAMBDA0, LM_LAMBDA_MAX, choleskySolve, lmRefine, lmStep, normalMatrix } from '../src/lm.js';
-import { gradientNormSq, matchL2 } from '../src/model.js';
-import { analyseScenario, reduceScenario } from '../src/reduce.js';
-import { Rng } from '../src/rng.js';
-import { type Scenario, makeScenario } from '../src/scenario.js';
+import { type AttackResult, attack, planAttack } from '../src/attack/attack.js';
+import { loadDataset } from '../src/node/data-node.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { diagnose, jacobian } from '../src/analysis/diagnose.js';
+import { createCpuEngine } from '../src/attack/engine.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { LM_LAMBDA0, LM_LAMBDA_MAX, choleskySolve, lmRefine, lmStep, normalMatrix } from '../src/analysis/lm.js';
+import { gradientNormSq, matchL2 } from '../src/core/model.js';
+import { analyseScenario, reduceScenario } from '../src/analysis/reduce.js';
+import { Rng } from '../src/core/rng.js';
+import { type Scenario, makeScenario } from '../src/core/scenario.js';
 import { expectClose } from './helpers.js';
 
 const gaussian = (B: number, D: number, K: number, seed: number, reduction: 'mean' | 'sum' = 'mean') =>

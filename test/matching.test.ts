@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
-import { hungarian, imageSide, matchRows, psnrPeak, reconstructionMetrics } from '../src/matching.js';
-import { renderDigitsPng } from '../src/digits-png.js';
-import { Rng } from '../src/rng.js';
+import { hungarian, imageSide, matchRows, psnrPeak, reconstructionMetrics } from '../src/analysis/matching.js';
+import { renderDigitsPng } from '../src/node/digits-png.js';
+import { Rng } from '../src/core/rng.js';
 
 /** Brute force over all permutations: the minimum total cost (Infinity if every one is forbidden). */
 function bruteForce(cost: number[], n: number): number {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Layer, bceLoss, matchCosine, matchL2, victimGradient, softplus, sigmoid } from '../src/model.js';
-import { Rng } from '../src/rng.js';
+import { type Layer, bceLoss, matchCosine, matchL2, victimGradient, softplus, sigmoid } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
 
 function randomLayer(rng: Rng, B: number, D: number, K: number, reduction: 'mean' | 'sum' = 'mean'): Layer {
   return {

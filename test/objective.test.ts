@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DlgInputError } from '../src/errors.js';
-import { type Gradient, type Layer, type Reduction, gradientNormSq, matchL2, matchL2Batched, residuals, victimGradient } from '../src/model.js';
-import { OBJECTIVE_CAPS, type ObjectiveRegime, chooseRegime, createObjective, createVictimGradient } from '../src/objective.js';
-import { Rng } from '../src/rng.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { type Gradient, type Layer, type Reduction, gradientNormSq, matchL2, matchL2Batched, residuals, victimGradient } from '../src/core/model.js';
+import { OBJECTIVE_CAPS, type ObjectiveRegime, chooseRegime, createObjective, createVictimGradient } from '../src/objective/objective.js';
+import { Rng } from '../src/core/rng.js';
 import { expectClose, relError, useGpu } from './helpers.js';
 
 const gpu = useGpu();
@@ -284,9 +284,9 @@ describe('determinism and handle behaviour', () => {
   });
 
   it('the WGSL caps match OBJECTIVE_CAPS', () => {
-    const inv = readFileSync('shaders/objective_invocation.wgsl', 'utf8');
-    const wg = readFileSync('shaders/objective_workgroup.wgsl', 'utf8');
-    const st = readFileSync('shaders/objective_stream.wgsl', 'utf8');
+    const inv = readFileSync('shaders/objective/invocation.wgsl', 'utf8');
+    const wg = readFileSync('shaders/objective/workgroup.wgsl', 'utf8');
+    const st = readFileSync('shaders/objective/stream.wgsl', 'utf8');
     const constOf = (src: string, name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
     expect(constOf(inv, 'MAX_D')).toBe(OBJECTIVE_CAPS.invocationMaxD);
     expect(constOf(inv, 'MAX_K')).toBe(OBJECTIVE_CAPS.invocationMaxK);

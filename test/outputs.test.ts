@@ -8,10 +8,10 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset } from '../src/data-node.js';
-import { diagnose, diagnoseCost } from '../src/diagnose.js';
-import { simulateScenario } from '../src/datasets.js';
-import { inferLabels, isOneHot } from '../src/labels.js';
+import { loadDataset } from '../src/node/data-node.js';
+import { diagnose, diagnoseCost } from '../src/analysis/diagnose.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { inferLabels, isOneHot } from '../src/analysis/labels.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dlg-outputs-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

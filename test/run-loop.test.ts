@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type EngineHandle, type EngineOptions, type EngineStatus, createCpuEngine } from '../src/engine-cpu.js';
-import { DlgInputError } from '../src/errors.js';
-import { type Layer, gradientNormSq, victimGradient } from '../src/model.js';
-import { Rng } from '../src/rng.js';
-import { type ReadbackSchedule, type RunSnapshot, runLoop, summariseStatus, validateSchedule } from '../src/run-loop.js';
+import { type EngineHandle, type EngineOptions, type EngineStatus, createCpuEngine } from '../src/attack/engine-cpu.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { type Layer, gradientNormSq, victimGradient } from '../src/core/model.js';
+import { Rng } from '../src/core/rng.js';
+import { type ReadbackSchedule, type RunSnapshot, runLoop, summariseStatus, validateSchedule } from '../src/attack/run-loop.js';
 
 /** A (B, D, K) problem and P starting points: the truth plus noise of size `noise`. */
 function problem(B: number, D: number, K: number, P: number, noise: number, seed = 1) {

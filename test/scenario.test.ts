@@ -7,11 +7,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { simulateScenario } from '../src/datasets.js';
-import { DlgInputError } from '../src/errors.js';
-import { readJsonFile, readScenarioFile, writeScenarioFile } from '../src/io.js';
-import type { Layer } from '../src/model.js';
-import { SCENARIO_FORMAT, type Scenario, makeScenario, parseFakeBatches, parseScenario, scenarioToJson } from '../src/scenario.js';
+import { simulateScenario } from '../src/core/datasets.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { readJsonFile, readScenarioFile, writeScenarioFile } from '../src/node/io.js';
+import type { Layer } from '../src/core/model.js';
+import { SCENARIO_FORMAT, type Scenario, makeScenario, parseFakeBatches, parseScenario, scenarioToJson } from '../src/core/scenario.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dlg-scenario-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

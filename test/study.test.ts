@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DlgInputError } from '../src/errors.js';
-import { renderVegaLite } from '../src/plots.js';
-import { LM_CPU_MAX_UNKNOWNS } from '../src/attack.js';
-import { kappaTrend, studyFindings, trendSentence } from '../src/study-report.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { renderVegaLite } from '../src/node/plots.js';
+import { LM_CPU_MAX_UNKNOWNS } from '../src/attack/attack.js';
+import { kappaTrend, studyFindings, trendSentence } from '../src/node/study-report.js';
 import {
   type ConfigResult,
   DEFAULT_STUDY_CONFIG,
@@ -20,7 +20,7 @@ import {
   study,
   studyScenarios,
   validateStudyConfig,
-} from '../src/study.js';
+} from '../src/node/study.js';
 import { useGpu } from './helpers.js';
 
 const gpu = useGpu();

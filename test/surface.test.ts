@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { basinCensus } from '../src/census.js';
-import { DlgInputError } from '../src/errors.js';
-import { type Reduction, gradientNormSq, matchL2 } from '../src/model.js';
+import { basinCensus } from '../src/surface/census.js';
+import { DlgInputError } from '../src/core/errors.js';
+import { type Reduction, gradientNormSq, matchL2 } from '../src/core/model.js';
 import {
   type Plane,
   coordinatePlane,
@@ -13,9 +13,9 @@ import {
   swapRows,
   threePointPlane,
   validatePlane,
-} from '../src/plane.js';
-import { Rng } from '../src/rng.js';
-import { type Scenario, makeScenario } from '../src/scenario.js';
+} from '../src/surface/plane.js';
+import { Rng } from '../src/core/rng.js';
+import { type Scenario, makeScenario } from '../src/core/scenario.js';
 import {
   type SurfaceKernel,
   autoPrefersUnrolled,
@@ -27,7 +27,7 @@ import {
   surfaceCpuAt,
   surfacePrecompute,
   unrolledPreferred,
-} from '../src/surface.js';
+} from '../src/surface/surface.js';
 import { useGpu } from './helpers.js';
 
 const gpu = useGpu();

@@ -6,11 +6,11 @@
  * file is written atomically, and never on failure.
  */
 import { type Command, Option } from 'commander';
-import { ANALYTIC_B_EXPLANATION } from '../analytic.js';
-import { ATTACK_DEFAULTS, type AttackResult, DEFAULT_LR, LM_DEFAULTS, attack, planAttack, validateAttackOptions } from '../attack.js';
-import { writeDigitsPng } from '../digits-png.js';
-import { checkDistinctPaths, checkWritable, readScenarioFile, writeJsonAtomic } from '../io.js';
-import { imageSide } from '../matching.js';
+import { ANALYTIC_B_EXPLANATION } from '../analysis/analytic.js';
+import { ATTACK_DEFAULTS, type AttackResult, DEFAULT_LR, LM_DEFAULTS, attack, planAttack, validateAttackOptions } from '../attack/attack.js';
+import { writeDigitsPng } from '../node/digits-png.js';
+import { checkDistinctPaths, checkWritable, readScenarioFile, writeJsonAtomic } from '../node/io.js';
+import { imageSide } from '../analysis/matching.js';
 import { DlgInputError, action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar } from './common.js';
 
 interface AttackFlags {

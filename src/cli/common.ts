@@ -4,9 +4,9 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import type { DlgDevice } from '../device.js';
-import { requestNodeDevice } from '../device-node.js';
-import { DlgInputError, DlgRuntimeError } from '../errors.js';
+import type { DlgDevice } from '../gpu/device.js';
+import { requestNodeDevice } from '../node/device-node.js';
+import { DlgInputError, DlgRuntimeError } from '../core/errors.js';
 
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;

@@ -1,7 +1,7 @@
 /** `dlg defend scenario.json --defence prune:0.3 --seed 1 --out defended.json`: applies defences to a scenario's shared gradient. */
 import { type Command, Option } from 'commander';
-import { DEFENCE_SYNTAX, defenceLabel, defendScenario, gradientRms, parseDefenceSpecs } from '../defence.js';
-import { checkDistinctPaths, checkOutputPath, readScenarioFile, writeScenarioFile } from '../io.js';
+import { DEFENCE_SYNTAX, defenceLabel, defendScenario, gradientRms, parseDefenceSpecs } from '../core/defence.js';
+import { checkDistinctPaths, checkOutputPath, readScenarioFile, writeScenarioFile } from '../node/io.js';
 import { action, intArg, printJson } from './common.js';
 
 /** Collects a repeatable flag. */

@@ -5,18 +5,18 @@
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { attack, type AttackResult } from '../attack.js';
-import { basinCensus, type Census } from '../census.js';
-import { simulateScenario } from '../datasets.js';
-import { type Diagnosis, diagnose } from '../diagnose.js';
-import { checkOutputPath, ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../io.js';
-import { gradientNormSq } from '../model.js';
-import { coordinatePlane, projectOntoPlane } from '../plane.js';
-import { writeSurfacePng } from '../render.js';
-import type { Scenario } from '../scenario.js';
-import { type ConfigResult, type NotRun, type StudyConfig, study, validateStudyConfig } from '../study.js';
-import { studySummaryMarkdown } from '../study-report.js';
-import { createSurface } from '../surface.js';
+import { attack, type AttackResult } from '../attack/attack.js';
+import { basinCensus, type Census } from '../surface/census.js';
+import { simulateScenario } from '../core/datasets.js';
+import { type Diagnosis, diagnose } from '../analysis/diagnose.js';
+import { checkOutputPath, ensureDir, writeFileAtomic, writeJsonAtomic, writeScenarioFile } from '../node/io.js';
+import { gradientNormSq } from '../core/model.js';
+import { coordinatePlane, projectOntoPlane } from '../surface/plane.js';
+import { writeSurfacePng } from '../node/render.js';
+import type { Scenario } from '../core/scenario.js';
+import { type ConfigResult, type NotRun, type StudyConfig, study, validateStudyConfig } from '../node/study.js';
+import { studySummaryMarkdown } from '../node/study-report.js';
+import { createSurface } from '../surface/surface.js';
 import { action, intArg, openDevice, printJson } from './common.js';
 
 interface DemoFlags {

@@ -3,9 +3,9 @@
  * flatness (eigenvalues of the Hessian 2JᵀJ) at the scenario's true inputs.
  */
 import type { Command } from 'commander';
-import { type Diagnosis, PREDICTION_EPSILON, diagnose, diagnoseCost } from '../diagnose.js';
-import { checkMemory, readScenarioFile } from '../io.js';
-import { formatBytes } from '../surface.js';
+import { type Diagnosis, PREDICTION_EPSILON, diagnose, diagnoseCost } from '../analysis/diagnose.js';
+import { checkMemory, readScenarioFile } from '../node/io.js';
+import { formatBytes } from '../surface/surface.js';
 import { action, printJson, progressBar } from './common.js';
 
 const SHOWN = 12;

@@ -3,11 +3,11 @@
  * against other frameworks (PyTorch, JAX) by hand.
  */
 import type { Command } from 'commander';
-import { DlgRuntimeError } from '../errors.js';
-import { readJsonFile, readScenarioFile } from '../io.js';
-import { matchL2Batched } from '../model.js';
-import { createObjective } from '../objective.js';
-import { parseFakeBatches, type Scenario } from '../scenario.js';
+import { DlgRuntimeError } from '../core/errors.js';
+import { readJsonFile, readScenarioFile } from '../node/io.js';
+import { matchL2Batched } from '../core/model.js';
+import { createObjective } from '../objective/objective.js';
+import { parseFakeBatches, type Scenario } from '../core/scenario.js';
 import { type Backend, action, addBackendOptions, openDevice, printJson } from './common.js';
 
 interface EvalFlags {

@@ -1,7 +1,7 @@
 /** `dlg`: the command-line entry. Each command lives in its own file and registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { installSignalCleanup, setStrict } from '../io.js';
+import { installSignalCleanup, setStrict } from '../node/io.js';
 import { EXIT_USAGE } from './common.js';
 import { registerSimulate } from './simulate.js';
 import { registerEval } from './eval.js';

@@ -1,14 +1,14 @@
 /** `dlg simulate`: makes a victim scenario file from Gaussian noise, iris or digits. */
 import { type Command, Option } from 'commander';
-import { DATASET_INFO, DATASET_NAMES, type DatasetName, labelCounts, simulateScenario } from '../datasets.js';
-import { loadDataset } from '../data-node.js';
-import { DlgInputError } from '../errors.js';
-import { checkOutputPath, checkScenarioSize, writeScenarioFile } from '../io.js';
-import type { Reduction } from '../model.js';
-import type { Scenario } from '../scenario.js';
+import { DATASET_INFO, DATASET_NAMES, type DatasetName, labelCounts, simulateScenario } from '../core/datasets.js';
+import { loadDataset } from '../node/data-node.js';
+import { DlgInputError } from '../core/errors.js';
+import { checkOutputPath, checkScenarioSize, writeScenarioFile } from '../node/io.js';
+import type { Reduction } from '../core/model.js';
+import type { Scenario } from '../core/scenario.js';
 import { action, intArg, numArg, printJson } from './common.js';
 import { DEFENCE_HELP, collect } from './defend.js';
-import { defenceLabel, defendScenario, parseDefenceSpecs } from '../defence.js';
+import { defenceLabel, defendScenario, parseDefenceSpecs } from '../core/defence.js';
 
 interface SimulateFlags {
   dataset: DatasetName;

@@ -4,13 +4,13 @@
  */
 import type { Command } from 'commander';
 import { join } from 'node:path';
-import { DATASET_INFO } from '../datasets.js';
-import { DlgInputError } from '../errors.js';
-import { checkDistinctPaths, readJsonFile } from '../io.js';
-import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../study.js';
+import { DATASET_INFO } from '../core/datasets.js';
+import { DlgInputError } from '../core/errors.js';
+import { checkDistinctPaths, readJsonFile } from '../node/io.js';
+import { type ConfigResult, DEFAULT_STUDY_CONFIG, FULL_STUDY_CONFIG, type NotRun, type StudyConfig, type StudyResult, study, validateStudyConfig } from '../node/study.js';
 import { type Backend, action, addBackendOptions, openDevice, printJson, progressBar } from './common.js';
 import { collect } from './defend.js';
-import { DEFAULT_DEFENCE_STUDY, type DefenceStudyConfig, defenceStudy, parseDefenceAxis } from '../defence-study.js';
+import { DEFAULT_DEFENCE_STUDY, type DefenceStudyConfig, defenceStudy, parseDefenceAxis } from '../node/defence-study.js';
 
 interface StudyFlags {
   config?: string;
@@ -250,7 +250,7 @@ function ints(flag: string, v: string | undefined, fallback: number[]): number[]
   return xs as number[];
 }
 
-/** `dlg study --defence …`: the leakage curves (src/defence-study.ts). */
+/** `dlg study --defence …`: the leakage curves (src/node/defence-study.ts). */
 async function runDefenceStudy(flags: StudyFlags): Promise<void> {
   const d = DEFAULT_DEFENCE_STUDY;
   const one = (flag: string, v: string | undefined, fb: number) => (v === undefined ? fb : ints(flag, v, [fb])[0]);

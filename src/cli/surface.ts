@@ -5,11 +5,11 @@
  */
 import { freemem, totalmem } from 'node:os';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { basinCensus, formatCensus } from '../census.js';
-import { DlgInputError, describe } from '../errors.js';
-import { type PathRole, checkDistinctPaths, checkMemory, checkOutputPath, readJsonFile, readScenarioFile, settleSignals } from '../io.js';
-import { gradientNormSq } from '../model.js';
-import { NpyWriter } from '../npy.js';
+import { basinCensus, formatCensus } from '../surface/census.js';
+import { DlgInputError, describe } from '../core/errors.js';
+import { type PathRole, checkDistinctPaths, checkMemory, checkOutputPath, readJsonFile, readScenarioFile, settleSignals } from '../node/io.js';
+import { gradientNormSq } from '../core/model.js';
+import { NpyWriter } from '../node/npy.js';
 import {
   type Plane,
   coordinatePlane,
@@ -20,10 +20,10 @@ import {
   swapRows,
   threePointPlane,
   withMarker,
-} from '../plane.js';
-import { type Colormap, writeSurfacePng } from '../render.js';
-import { parseMatrix, type Scenario } from '../scenario.js';
-import { MAX_RESOLUTION, type SurfaceKernel, type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface.js';
+} from '../surface/plane.js';
+import { type Colormap, writeSurfacePng } from '../node/render.js';
+import { parseMatrix, type Scenario } from '../core/scenario.js';
+import { MAX_RESOLUTION, type SurfaceKernel, type SurfacePath, checkResolution, createSurface, formatBytes, surfaceCpu } from '../surface/surface.js';
 import { action, addBackendOptions, intArg, numArg, openDevice, printJson, progressBar, warn } from './common.js';
 
 type PlaneKind = 'coords' | 'points' | 'random' | 'file' | 'flattest';

@@ -2,9 +2,9 @@
  * Colour-mapping a loss field (Float32Array, row j ↔ β_j, column i ↔ α_i) into RGBA pixels, and the
  * scale used for it (log10 by default: L_r spans many decades). Colour maps come from d3-scale-chromatic.
  */
-import { type ColorMapName, type ScaleDomain, colormapRgb } from '../colorscale.js';
+import { type ColorMapName, type ScaleDomain, colormapRgb } from '../view/colorscale.js';
 
-export { COLOR_MAPS, type ColorMapName, type FieldRange, LOG_DECADES, type ScaleDomain, type ScaleKind, fieldRange, parseCss, scaleDomain } from '../colorscale.js';
+export { COLOR_MAPS, type ColorMapName, type FieldRange, LOG_DECADES, type ScaleDomain, type ScaleKind, fieldRange, parseCss, scaleDomain } from '../view/colorscale.js';
 
 /** Colour for NaN/Inf cells, so they are visible rather than silently clamped. */
 export const NON_FINITE_RGBA = 0xffff00ff; // magenta, little-endian ABGR

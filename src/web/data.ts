@@ -2,7 +2,7 @@
  * Fetches the real data tables for the page (served by scripts/demo.mjs from data/) and parses them
  * with the library's parseDatasetCsv. digits.csv.gz is gunzipped in the browser with DecompressionStream.
  */
-import { DATASET_INFO, type DatasetRows, parseDatasetCsv } from '../datasets.js';
+import { DATASET_INFO, type DatasetRows, parseDatasetCsv } from '../core/datasets.js';
 
 async function fetchOk(url: string): Promise<Response> {
   let res: Response;

@@ -7,22 +7,22 @@
  * Every failure ends up as an inline message: bad controls next to the control, GPU errors and device
  * loss in the message area (the device is then recreated). window.__dlgTest exposes hooks for tests.
  */
-import type { DlgDevice } from '../device.js';
-import { requestBrowserDevice } from '../device.js';
-import { DATASET_INFO, type DatasetName, simulateScenario } from '../datasets.js';
-import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack.js';
-import { createAttackEngine } from '../engine.js';
-import { runLoop } from '../run-loop.js';
-import type { EngineHandle } from '../engine-cpu.js';
-import { type Defence, defenceLabel, defendScenario, parseDefenceSpec } from '../defence.js';
-import { DlgInputError } from '../errors.js';
-import { matchL2 } from '../model.js';
-import { analyseScenario } from '../reduce.js';
-import { imageSide, psnrPeak, reconstructionMetrics } from '../matching.js';
-import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../plane.js';
-import { Rng } from '../rng.js';
-import { type Scenario, scenarioToJson } from '../scenario.js';
-import { type SurfaceOptions, createSurface } from '../surface.js';
+import type { DlgDevice } from '../gpu/device.js';
+import { requestBrowserDevice } from '../gpu/device.js';
+import { DATASET_INFO, type DatasetName, simulateScenario } from '../core/datasets.js';
+import { ATTACK_DEFAULTS, DEFAULT_LR } from '../attack/attack.js';
+import { createAttackEngine } from '../attack/engine.js';
+import { runLoop } from '../attack/run-loop.js';
+import type { EngineHandle } from '../attack/engine-cpu.js';
+import { type Defence, defenceLabel, defendScenario, parseDefenceSpec } from '../core/defence.js';
+import { DlgInputError } from '../core/errors.js';
+import { matchL2 } from '../core/model.js';
+import { analyseScenario } from '../analysis/reduce.js';
+import { imageSide, psnrPeak, reconstructionMetrics } from '../analysis/matching.js';
+import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../surface/plane.js';
+import { Rng } from '../core/rng.js';
+import { type Scenario, scenarioToJson } from '../core/scenario.js';
+import { type SurfaceOptions, createSurface } from '../surface/surface.js';
 import { type ColorMapName, type ScaleDomain, type ScaleKind, colorize, fieldRange, scaleDomain } from './colormap.js';
 import { loadTable } from './data.js';
 import { type LossSeries, type Marker, type View, drawAxes, drawColorBar, drawImage, drawLossCurve, drawOverlay, fitCanvas, fromPx } from './plot.js';
@@ -147,10 +147,10 @@ interface Settings {
 
 // ---------------------------------------------------------------- the defence control
 /**
- * The defence kinds the page offers: each builds one src/defence.ts command-line spec from the
+ * The defence kinds the page offers: each builds one src/core/defence.ts command-line spec from the
  * strength (and, for DP-SGD, the clip norm c) and parses it with parseDefenceSpec, so the page applies
  * exactly what `dlg defend --defence SPEC --seed SEED` applies. The slider covers [lo, hi] (log where
- * `log`); the text box next to it shows the value and takes any value, validated by src/defence.ts.
+ * `log`); the text box next to it shows the value and takes any value, validated by src/core/defence.ts.
  */
 export type DefenceKind = 'none' | 'noise-gauss-rel' | 'noise-laplace-rel' | 'noise-gauss' | 'noise-laplace' | 'prune' | 'quantize-bits' | 'quantize-fp16' | 'clip' | 'dpsgd';
 interface KindSpec {
@@ -179,7 +179,7 @@ const SLIDER_STEPS = 1000;
 
 export interface DefenceChoice {
   kind: DefenceKind;
-  /** What src/defence.ts applies (empty: undefended). */
+  /** What src/core/defence.ts applies (empty: undefended). */
   list: Defence[];
   /** The spec as the CLI spells it, with the seed where it matters ('none' when undefended). */
   label: string;
@@ -226,7 +226,7 @@ function selectDefenceKind(kind: DefenceKind, strength?: number | string): void 
   updateDefenceControls();
 }
 
-/** The defence the controls name, parsed by src/defence.ts; problems go to errs (defStrength, defC, defSeed). */
+/** The defence the controls name, parsed by src/core/defence.ts; problems go to errs (defStrength, defC, defSeed). */
 function readDefence(errs: Map<string, string>): DefenceChoice {
   const kind = $<HTMLSelectElement>('defKind').value as DefenceKind;
   const none: DefenceChoice = { kind: 'none', list: [], label: 'none' };
@@ -621,7 +621,7 @@ async function applyControlsNow(seq: number): Promise<boolean> {
   // A newer change arrived while the data loaded: it decides.
   if (seq !== applySeq) return latestApply;
   const sc = built.sc;
-  // The defence: src/defence.ts on the undefended scenario (cached per scenario and defence).
+  // The defence: src/core/defence.ts on the undefended scenario (cached per scenario and defence).
   const dkey = `${built.key}|${s.defence.label}`;
   let defended = scenario;
   if (dkey !== defendedKey || !defended) {

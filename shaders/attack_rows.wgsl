@@ -1,6 +1,0 @@
-// The per-restart rows as f32 arrays, for attack_invocation.wgsl, attack_workgroup.wgsl and
-// attack_pair.wgsl (prepended after attack_common.wgsl by src/engine.ts).
-@group(0) @binding(3) var<storage, read_write> xs: array<f32>;  // current x, total×B×D
-@group(0) @binding(4) var<storage, read_write> bests: array<f32>;
-@group(0) @binding(6) var<storage, read_write> opt: array<f32>; // optimizer state, optStride per restart
-                                                                // (pair: gd v (B); adam m (B) then v (B))
