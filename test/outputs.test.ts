@@ -169,9 +169,13 @@ describe('5. signals remove temp files', () => {
       stdio: 'ignore',
     });
     const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-    // Wait until the .npy temp exists (the write is under way), then interrupt.
+    // Wait until the .npy temp exists (the write is under way), then interrupt. The up-front writability
+    // probe makes a temp of the same name for a moment (and the handlers are detached again after it), so
+    // a temp counts once it is still there 50 ms later.
     const t0 = Date.now();
-    while (temps(d).length === 0 && child.exitCode === null && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const writing = async (): Promise<boolean> => temps(d).length > 0 && (await sleep(50), temps(d).length > 0);
+    while (child.exitCode === null && Date.now() - t0 < 20_000 && !(await writing())) await sleep(5);
     expect(temps(d).length, `the surface command ${child.exitCode === null ? 'made no temp file in 20 s' : 'finished before its temp file was seen'}`).toBeGreaterThan(0);
     child.kill('SIGINT');
     const r = await done;
