@@ -6,7 +6,8 @@
  * Browser-safe: no file I/O here (the CLI writes the result and the PNG).
  */
 import { ANALYTIC_B_EXPLANATION, analyticRecover } from '../analysis/analytic.js';
-import { LM_CAPS, OPTIMIZERS, createAttackEngine, fitsLm, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
+import { OPTIMIZERS, createAttackEngine, createCpuEngine, type EngineHandle, type EngineStatus, type Optimizer } from './engine.js';
+import { lmMisfit } from './engine-lm.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from '../core/errors.js';
 import { type LabelInference, inferLabels, isOneHot } from '../analysis/labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from '../analysis/matching.js';
@@ -277,9 +278,7 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
   const v = 'requestedOptimizer' in options ? (options as ValidatedAttackOptions) : validateAttackOptions(options);
   const sc = checkScenario(scenario);
   // Where lm would run: the WGSL kernel on a GPU (or when forced), else the host float64 engine.
-  const lmOnDevice = device !== null && (v.engine === 'device' || (v.engine === 'auto' && !isCpuDevice(device)));
-  const fits = (B: number, D: number, K: number): string | null =>
-    lmOnDevice ? (fitsLm(B, D, K, device!) ? null : `the WGSL lm kernel takes at most ${LM_CAPS.N} unknowns, K ≤ ${LM_CAPS.K}, D·K ≤ ${LM_CAPS.DK}, B·K ≤ ${LM_CAPS.BK}; found ${B * D} unknowns, K = ${K}`) : lmCpuFits(B, D);
+  const { onDevice: lmOnDevice, misfit: fits } = lmPlacement(device, v.engine);
   const { info, reduction } = analyseScenario(sc, v.method === 'analytic' ? 'off' : v.reduce);
   const work = reduction?.scenario ?? sc;
   let optimizer: Optimizer;
@@ -333,8 +332,20 @@ export function planAttack(scenario: Scenario, options: AttackOptions | Validate
 
 /** The float64 CPU lm engine's cap (a dense n×n Cholesky per step and restart). */
 export const LM_CPU_MAX_UNKNOWNS = 1024;
-function lmCpuFits(B: number, D: number): string | null {
-  return B * D <= LM_CPU_MAX_UNKNOWNS ? null : `at most ${LM_CPU_MAX_UNKNOWNS} unknowns on the CPU engine, found B·D = ${B * D}`;
+
+/**
+ * Where lm runs for a device and an engine choice, and why it cannot take a problem (null: it can):
+ * the WGSL kernel on a GPU (or when forced), else the host float64 engine, which on a CPU adapter is
+ * as fast and compiles nothing (bench/RESULTS.md, "Levenberg–Marquardt kernel").
+ */
+export function lmPlacement(device: GPUDevice | null, engine: EngineChoice = 'auto'): { onDevice: boolean; misfit: (B: number, D: number, K: number) => string | null } {
+  const onDevice = device !== null && (engine === 'device' || (engine === 'auto' && !isCpuDevice(device)));
+  return {
+    onDevice,
+    misfit: onDevice
+      ? (B, D, K) => lmMisfit(B, D, K, device!)
+      : (B, D) => (B * D <= LM_CPU_MAX_UNKNOWNS ? null : `the float64 lm engine takes at most ${LM_CPU_MAX_UNKNOWNS} unknowns, found B·D = ${B * D}`),
+  };
 }
 
 export interface LossQuantiles {

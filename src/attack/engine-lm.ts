@@ -53,17 +53,23 @@ function lmCapViolation(B: number, D: number, K: number): { field: string; cap: 
 }
 
 /**
- * Whether the GPU lm kernel runs (B, D, K): within LM_CAPS (every adapter: the matrix lives in a private
- * array or in a storage scratch cut to the device's binding size, never in workgroup memory).
+ * Why the GPU lm kernel cannot run (B, D, K), or null when it can: within LM_CAPS on every adapter (the
+ * matrix lives in a private array or in a storage scratch cut to the device's binding size, never in
+ * workgroup memory), and with a device, a scratch column that fits its binding size.
  */
-export function fitsLm(B: number, D: number, K: number, device?: GPUDevice): boolean {
-  if (lmCapViolation(B, D, K) !== null) return false;
-  if (device) {
-    const n = B * D;
-    const perRestart = ((n * (n + 1)) / 2) * 4;
-    if (n > LM_PRIVATE_N && perRestart > Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)) return false;
+export function lmMisfit(B: number, D: number, K: number, device?: GPUDevice): string | null {
+  const v = lmCapViolation(B, D, K);
+  if (v) return `${v.field}: expected ${v.cap}, found ${v.found}`;
+  const n = B * D;
+  if (device && n > LM_PRIVATE_N && ((n * (n + 1)) / 2) * 4 > Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)) {
+    return `the GPU lm kernel's scratch for B·D = ${n} unknowns exceeds this device's binding size`;
   }
-  return true;
+  return null;
+}
+
+/** Whether the GPU lm kernel runs (B, D, K) (see lmMisfit). */
+export function fitsLm(B: number, D: number, K: number, device?: GPUDevice): boolean {
+  return lmMisfit(B, D, K, device) === null;
 }
 
 /** Throws DlgInputError naming the field, the cap and what was found when (B, D, K) is beyond LM_CAPS. */

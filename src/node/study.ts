@@ -41,10 +41,8 @@ import { loadDataset } from './data-node.js';
 import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from '../core/datasets.js';
 import { diagnose } from '../analysis/diagnose.js';
 import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from '../attack/engine.js';
-import { checkLmCaps, fitsLm } from '../attack/engine-lm.js';
-import { isCpuDevice } from '../gpu/gpu.js';
 import { DlgInputError, describe } from '../core/errors.js';
-import { LM_CPU_MAX_UNKNOWNS } from '../attack/attack.js';
+import { lmPlacement } from '../attack/attack.js';
 import { checkOutputDir, checkWritable, ensureDir, writeFileAtomic } from './io.js';
 import { reconstructionMetrics } from '../analysis/matching.js';
 import { gradientNormSq } from '../core/model.js';
@@ -461,24 +459,11 @@ export interface StudyLmEngine {
  * configuration is reported as not run.
  */
 export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
-  if (device && !isCpuDevice(device)) {
-    return {
-      gpu: true,
-      backend: 'webgpu',
-      fits: (B, D, K) => {
-        try {
-          checkLmCaps(B, D, K);
-        } catch (err) {
-          return `lm's GPU kernel: ${(err as Error).message}`;
-        }
-        return fitsLm(B, D, K, device) ? null : `lm's GPU kernel: its scratch for B·D = ${B * D} unknowns exceeds this device's binding size`;
-      },
-    };
-  }
+  const { onDevice, misfit } = lmPlacement(device);
   return {
-    gpu: false,
-    backend: device ? 'cpu (float64 reference; lm on a CPU adapter)' : 'cpu (float64 reference)',
-    fits: (B, D) => (B * D <= LM_CPU_MAX_UNKNOWNS ? null : `lm's CPU engine takes at most ${LM_CPU_MAX_UNKNOWNS} unknowns, this problem has B·D = ${B * D}`),
+    gpu: onDevice,
+    backend: onDevice ? 'webgpu' : device ? 'cpu (float64 reference; lm on a CPU adapter)' : 'cpu (float64 reference)',
+    fits: misfit,
   };
 }
 
