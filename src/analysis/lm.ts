@@ -33,11 +33,12 @@ export const LM_DIAG_FLOOR = 1e-10;
  * A = JᵀJ (n×n, row-major, n = B·D, unknown index n·D + d) at x, from the structure above.
  * The result is exactly symmetric.
  */
-export function normalMatrix(layer: Layer, x: ArrayLike<number>, off = 0): Float64Array {
+export function normalMatrix(layer: Layer, x: ArrayLike<number>, off = 0, out?: Float64Array): Float64Array {
   const { B, D, K, W } = layer;
   const { e, s } = residuals(layer, x, off);
   const n = B * D;
-  const A = new Float64Array(n * n);
+  // every entry is written below (upper triangle by blocks, then the mirror), so `out` needs no clearing
+  const A = out ?? new Float64Array(n * n);
   // Per block (bn, bm): a = W(e_n∘s_m), c = W(e_m∘s_n) (D-vectors) and W·diag(s_n∘s_m)·Wᵀ (D×D), so
   // A_block[d1,d2] = δ·(e_n·e_m) + x_m[d1]·a[d2] + x_n[d2]·c[d1] + (x_n·x_m + 1)·(W diag(q) Wᵀ)[d1,d2].
   const a = new Float64Array(D);
@@ -114,6 +115,8 @@ export function choleskySolve(M: Float64Array, n: number, rhs: ArrayLike<number>
 export interface LmState {
   lambda: number;
   nu: number;
+  /** Scratch of lmStep, kept across a restart's steps (allocated on first use). */
+  work?: { A: Float64Array; Dg: Float64Array; rhs: Float64Array; delta: Float64Array; xt: Float64Array };
 }
 
 export interface LmStepResult {
@@ -129,20 +132,20 @@ export interface LmStepResult {
  */
 export function lmStep(layer: Layer, target: Gradient, x: Float64Array, f: number, grad: ArrayLike<number>, state: LmState): LmStepResult {
   const n = layer.B * layer.D;
-  const A = normalMatrix(layer, x);
+  if (!state.work || state.work.Dg.length !== n) {
+    state.work = { A: new Float64Array(n * n), Dg: new Float64Array(n), rhs: new Float64Array(n), delta: new Float64Array(n), xt: new Float64Array(n) };
+  }
+  const { Dg, rhs, delta, xt } = state.work;
+  const A = normalMatrix(layer, x, 0, state.work.A);
   let maxDiag = 0;
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, A[i * n + i]);
-  const Dg = new Float64Array(n);
   for (let i = 0; i < n; i++) Dg[i] = Math.max(A[i * n + i], LM_DIAG_FLOOR * maxDiag);
   for (let i = 0; i < n; i++) A[i * n + i] += state.lambda * Dg[i];
-  const rhs = new Float64Array(n);
   for (let i = 0; i < n; i++) rhs[i] = -0.5 * grad[i];
-  const delta = new Float64Array(n);
   let accepted: LmStepResult['accepted'] = null;
   if (choleskySolve(A, n, rhs, delta) && delta.every(Number.isFinite)) {
     let pred = 0;
     for (let i = 0; i < n; i++) pred += delta[i] * (state.lambda * Dg[i] * delta[i] + rhs[i]);
-    const xt = new Float64Array(n);
     for (let i = 0; i < n; i++) xt[i] = x[i] + delta[i];
     const trial = matchL2(layer, target, xt);
     const rho = (f - trial.loss) / pred;
