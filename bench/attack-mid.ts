@@ -1,6 +1,6 @@
 /**
  * Mid-size attack engine throughput (gd/adam): restart-iterations per second of the current
- * kernel choice against the workgroup kernel (tuning midKernel: false) and the float64 CPU
+ * kernel choice against the workgroup kernel (tuning kernel: 'workgroup') and the float64 CPU
  * engine, same run, GPU samples interleaved. Also the cold pipeline build time of each GPU
  * engine (run with MESA_SHADER_CACHE_DISABLE=true for a truly cold compile). JSON lines.
  *   node scripts/run-ts.mjs bench/attack-mid.ts [--only B,D,K] [--opt adam|gd] [--P N] [--iters N] [--samples S] [--current-only]
@@ -54,7 +54,7 @@ for (const [B, D, K] of sizes) {
     const x0 = inputs(P * B * D, 2);
     const variants: { name: string; tuning: EngineTuning }[] = [
       { name: 'current', tuning: {} },
-      { name: 'workgroup', tuning: { midKernel: false, streamKernel: false } },
+      { name: 'workgroup', tuning: { kernel: 'workgroup' as const } },
     ].filter((v) => !(args['current-only'] && v.name === 'workgroup'));
     const res = await withErrorScopes(dlg.device, `bench ${B},${D},${K}`, async () => {
       const es = variants.map((v) => createAttackEngine(dlg.device, { ...base, P, label: `bench.mid.${v.name}` }, v.tuning));

@@ -4,7 +4,7 @@
  *   node scripts/run-ts.mjs bench/attack.ts [--only tiny|tiny-b1|tiny-gd|large] [--iters N] [--samples S] [--wg N] [--dispatch N] [--quads 1|2]
  *          [--tiny-p P] [--large-p P]   (restart counts; defaults 65536 and 256, the issue's sizes)
  * For D = K = 1, B ≤ 2 the straight-line pair kernel is also timed against the generic invocation
- * kernel (pairKernel: false), samples interleaved so that machine load hits both alike.
+ * kernel (tuning kernel: 'invocation'), samples interleaved so that machine load hits both alike.
  * (--iters applies to every selected config: pass --only with it.) Timing = wall time of run(N) plus one
  * status readback, after a warm-up run that includes the pipeline compile.
  * Targets (issue 3, lavapipe on 2 cores): (2,1,1) P=65536 ≥ 2e8; (8,784,10) P=256 ≥ 6e4.
@@ -12,7 +12,7 @@
 import { simulateScenario } from '../src/core/datasets.js';
 import { initialPoints } from '../src/attack/attack.js';
 import { benchArgs, benchDevice, emit, machine, median } from './common.js';
-import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, usesPairKernel } from '../src/attack/engine.js';
+import { type EngineHandle, type EngineTuning, createAttackEngine, createCpuEngine, engineKernel } from '../src/attack/engine.js';
 import os from 'node:os';
 import { withErrorScopes } from '../src/gpu/gpu.js';
 
@@ -66,7 +66,7 @@ for (const c of configs) {
   const optimizer = c.optimizer as 'adam' | 'gd';
   // gd: a step small enough that the restarts keep running (the timing counts every restart-iteration)
   const base = { layer, target, optimizer, lr: optimizer === 'adam' ? 0.01 : 0.05 };
-  const pair = usesPairKernel({ ...c, optimizer, loss: 'l2' });
+  const pair = engineKernel({ ...c, optimizer, loss: 'l2' }, dlg.device).spec.name === 'pair';
   const tuning: EngineTuning = {
     ...(args.wg ? { pairWorkgroupSize: Number(args.wg) } : {}),
     ...(args.dispatch ? { pairItersPerDispatch: Number(args.dispatch) } : {}),
@@ -76,7 +76,7 @@ for (const c of configs) {
   let kernel = '';
   const [gpuSamples, genericSamples] = await withErrorScopes(dlg.device, `bench ${c.name}`, async () => {
     const es = [createAttackEngine(dlg.device, { ...base, P: c.P, label: `bench.${c.name}` }, tuning)];
-    if (pair) es.push(createAttackEngine(dlg.device, { ...base, P: c.P, label: `bench.${c.name}.generic` }, { pairKernel: false }));
+    if (pair) es.push(createAttackEngine(dlg.device, { ...base, P: c.P, label: `bench.${c.name}.generic` }, { kernel: 'invocation' }));
     kernel = es[0].kernel;
     try {
       return await timeEngines(es, inputs(c.P * c.B * c.D, 2), c.iters, samples);

@@ -4,7 +4,7 @@
  *   node scripts/run-ts.mjs bench/lm-kernel.ts [--variant private|scratch] [--sizes 8,8,10,4096;...]
  */
 import { benchArgs, benchDevice, emit, machine } from './common.js';
-import { type EngineOptions, type LmVariant, createAttackEngine, createCpuEngine } from '../src/attack/engine.js';
+import { type EngineOptions, createAttackEngine, createCpuEngine } from '../src/attack/engine.js';
 import { Rng } from '../src/core/rng.js';
 import { makeScenario } from '../src/core/scenario.js';
 import os from 'node:os';
@@ -39,7 +39,7 @@ for (const [B, D, K, P, iters] of SIZES) {
   // random starts (far from the truth): every restart keeps iterating
   const x0 = Float32Array.from({ length: P * B * D }, () => rng.normal());
   let t = performance.now();
-  const e = createAttackEngine(device, opts, { lmVariant: typeof args.variant === 'string' ? (args.variant as LmVariant) : undefined });
+  const e = createAttackEngine(device, opts);
   const compileMs = performance.now() - t;
   e.setInputs(x0);
   e.run(1); // warm-up: first dispatch

@@ -14,7 +14,9 @@ import { benchArgs, benchDevice, emit, machine, timeGpu, timeWall } from './comm
 import { coordinatePlane, randomPlane } from '../src/surface/plane.js';
 import { Rng } from '../src/core/rng.js';
 import { type Scenario, makeScenario, scenarioToJson } from '../src/core/scenario.js';
-import { type SurfaceKernel, UNROLLED_MAX_B, UNROLLED_MAX_K, createSurface, surfaceCpuAt, unrolledPreferred } from '../src/surface/surface.js';
+import { type SurfaceKernel, UNROLLED_MAX_B, UNROLLED_MAX_K, createSurface, surfaceCpuAt } from '../src/surface/surface.js';
+import { adapterProfile } from '../src/gpu/gpu.js';
+import { kernelSpec } from '../src/gpu/kernels.js';
 
 const args = benchArgs();
 const quick = Boolean(args.quick);
@@ -64,7 +66,7 @@ try {
       // A warm device (unless --cold): the unrolled pipeline compiled first (timed), so that 'auto' weighs
       // the kernels per point, as for every render after the first.
       let unrolledCompileMs: number | null = null;
-      if (!cold && kernelOpt === undefined && unrolledPreferred(device) && c.B <= UNROLLED_MAX_B && c.K <= UNROLLED_MAX_K) {
+      if (!cold && kernelOpt === undefined && kernelSpec('surface', 'unrolled').rank[adapterProfile(device).kind] !== undefined && c.B <= UNROLLED_MAX_B && c.K <= UNROLLED_MAX_K) {
         const t0 = performance.now();
         createSurface(device, s, plane, res, { label: 'bench.surfaceCompile', workgroupSize: wg, kernel: 'unrolled' }).destroy();
         unrolledCompileMs = performance.now() - t0;

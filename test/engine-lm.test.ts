@@ -3,8 +3,6 @@ import {
   type EngineOptions,
   type EngineStatus,
   LM_CAPS,
-  LM_PRIVATE_N,
-  type LmVariant,
   createAttackEngine,
   createCpuEngine,
   fitsLm,
@@ -46,10 +44,10 @@ function starts(p: Problem, P: number, noise: number, seed: number): Float32Arra
 
 type Run = EngineStatus & { best: Float32Array };
 
-async function runGpu(opts: EngineOptions, x0: ArrayLike<number>, iterations: number, lmVariant?: LmVariant, split = [iterations]): Promise<Run & { kernel: string }> {
+async function runGpu(opts: EngineOptions, x0: ArrayLike<number>, iterations: number, split = [iterations]): Promise<Run & { kernel: string }> {
   const device = gpu();
   return withErrorScopes(device, 'lm engine test', async () => {
-    const e = createAttackEngine(device, opts, { lmVariant });
+    const e = createAttackEngine(device, opts);
     try {
       e.setInputs(x0);
       for (const s of split) e.run(s);
@@ -86,9 +84,9 @@ describe('lm engine: GPU (f32) against the float64 CPU engine', () => {
       const x0 = starts(p, P, 0.5, 7);
       const tolAbs = 1e-9 * gradientNormSq(p.target);
       const opts: EngineOptions = { layer: p.layer, target: p.target, P, optimizer: 'lm', lr: 1, tolAbs };
-      const g = await runGpu(opts, x0, iters, undefined, [1, iters - 1]);
+      const g = await runGpu(opts, x0, iters, [1, iters - 1]);
       const c = await runCpu(opts, x0, iters);
-      expect(g.kernel).toBe('lm-private');
+      expect(g.kernel).toBe('lm');
       expect(Array.from(g.status)).toEqual(Array.from(c.status));
       expect(Array.from(g.iterations)).toEqual(Array.from(c.iterations));
       expectClose(g.lambda!, c.lambda!, { abs: 0, rel: 1e-4 }, 'lambda');
@@ -105,7 +103,7 @@ describe('lm engine: GPU (f32) against the float64 CPU engine', () => {
     });
   }
 
-  it('several groups (each its own labels, target and tolAbs), storage-scratch variant', async () => {
+  it('several groups (each its own labels, target and tolAbs)', async () => {
     const p = problem(2, 2, 3, 77);
     const q = problem(2, 2, 3, 78); // other labels and truth, same layer shape
     const layer = { ...p.layer };
@@ -120,15 +118,13 @@ describe('lm engine: GPU (f32) against the float64 CPU engine', () => {
     const tolAbs = [1e-9 * gradientNormSq(p.target), 1e-9 * gradientNormSq(tq)];
     const opts: EngineOptions = { layer, target: p.target, groups, P, optimizer: 'lm', lr: 1, tolAbs };
     const c = await runCpu(opts, x0, 8);
-    for (const variant of ['private', 'scratch'] as const) {
-      const g = await runGpu(opts, x0, 8, variant, [3, 5]);
-      expect(g.kernel).toBe(`lm-${variant}`);
-      expect(Array.from(g.status)).toEqual(Array.from(c.status));
-      expect(Array.from(g.iterations)).toEqual(Array.from(c.iterations));
-      expectClose(g.lambda!, c.lambda!, { abs: 0, rel: 1e-4 }, 'lambda');
-      expectClose(g.bestLoss, c.bestLoss, { abs: 0.1 * Math.min(...tolAbs), rel: 2e-2 }, 'bestLoss');
-      expectClose(g.best, c.best, { abs: 1e-3, rel: 1e-3 }, 'best point');
-    }
+    const g = await runGpu(opts, x0, 8, [3, 5]);
+    expect(g.kernel).toBe('lm');
+    expect(Array.from(g.status)).toEqual(Array.from(c.status));
+    expect(Array.from(g.iterations)).toEqual(Array.from(c.iterations));
+    expectClose(g.lambda!, c.lambda!, { abs: 0, rel: 1e-4 }, 'lambda');
+    expectClose(g.bestLoss, c.bestLoss, { abs: 0.1 * Math.min(...tolAbs), rel: 2e-2 }, 'bestLoss');
+    expectClose(g.best, c.best, { abs: 1e-3, rel: 1e-3 }, 'best point');
     expect(c.status.filter((s) => s === 1).length).toBeGreaterThanOrEqual(P);
   });
 });
@@ -156,8 +152,8 @@ describe('lm engine: recovery and isolation', () => {
     const bad = Float32Array.from(x0);
     for (let i = 0; i < 16; i++) bad[3 * 16 + i] = (i % 2 ? -1 : 1) * 3e37; // z overflows: non-finite L_r
     const opts: EngineOptions = { layer: p.layer, target: p.target, P, optimizer: 'lm', lr: 1 };
-    const a = await runGpu(opts, x0, 40, undefined, [7, 33]);
-    const b = await runGpu(opts, bad, 40, undefined, [7, 33]);
+    const a = await runGpu(opts, x0, 40, [7, 33]);
+    const b = await runGpu(opts, bad, 40, [7, 33]);
     expect([2, 3]).toContain(b.status[3]);
     expect(b.iterations[3]).toBeLessThan(40);
     expect(Array.from(b.best.subarray(48, 64))).toEqual(Array.from(bad.subarray(48, 64))); // frozen at its start
@@ -180,7 +176,7 @@ describe('lm engine: recovery and isolation', () => {
     const P = 2;
     const x0 = starts(p, P, 0.3, 4);
     const opts: EngineOptions = { layer: p.layer, target: { W: p.target.W, b: Float64Array.from(p.target.b, (v) => v + 10) }, P, optimizer: 'lm', lr: 1 };
-    const g = await runGpu(opts, x0, 200, undefined, [0, 1, 199]);
+    const g = await runGpu(opts, x0, 200, [0, 1, 199]);
     const c = await runCpu(opts, x0, 200);
     expect(Array.from(g.status)).toEqual([3, 3]);
     expect(Array.from(c.status)).toEqual([3, 3]);
@@ -222,11 +218,11 @@ describe('lm engine: caps', () => {
       }
       expect(err).toBeInstanceOf(DlgInputError);
       expect((err as DlgInputError).field).toBe(field);
-      expect((err as DlgInputError).message).toMatch(/GPU lm kernel/);
+      expect((err as DlgInputError).message).toMatch(/GPU attack kernels \('lm'\)/);
     });
   }
-  it("the private variant is refused beyond LM_PRIVATE_N, and lm + cosine by the options", () => {
-    expect(() => createAttackEngine(gpu(), opts(9, 8, 10), { lmVariant: 'private' })).toThrow(DlgInputError);
+  it("a first-order kernel is refused for lm, and lm + cosine by the options", () => {
+    expect(() => createAttackEngine(gpu(), opts(2, 2, 2), { kernel: 'invocation' })).toThrow(/optimizer: expected gd, adam or lbfgs for the 'invocation' attack kernel, found lm/);
     expect(() => createAttackEngine(gpu(), { ...opts(2, 2, 2), loss: 'cosine' })).toThrow(/loss/);
   });
 });

@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  STREAM_CAPS,
   type EngineHandle,
   type EngineOptions,
   type EngineTuning,
@@ -9,7 +7,6 @@ import {
   createCpuEngine,
   engineKernel,
   resolveEngineOptions,
-  usesPairKernel,
 } from '../src/attack/engine.js';
 import { DlgInputError } from '../src/core/errors.js';
 import type { EngineStatus } from '../src/attack/engine.js';
@@ -17,6 +14,15 @@ import { type Layer, gradientNormSq, victimGradient } from '../src/core/model.js
 import { Rng } from '../src/core/rng.js';
 import { expectClose, useGpu } from './helpers.js';
 import { isCpuDevice, withErrorScopes } from '../src/gpu/gpu.js';
+import { type AttackProblem, type KernelContext, KERNELS, kernelSource } from '../src/gpu/kernels.js';
+import type { AdapterKind } from '../src/gpu/gpu.js';
+
+/** WebGPU's default limits: what any adapter offers at least. */
+const LIMITS = { maxStorageBufferBindingSize: 134217728, maxBufferSize: 268435456, maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+const on = (kind: AdapterKind): KernelContext => ({ kind, limits: LIMITS });
+/** The attack kernel auto (or `asked`) picks for a problem on lavapipe (or another adapter kind). */
+const kernelOf = (B: number, D: number, K: number, optimizer: AttackProblem['optimizer'] = 'adam', loss: AttackProblem['loss'] = 'l2', asked: EngineTuning['kernel'] = undefined, kind: AdapterKind = 'llvmpipe'): string =>
+  engineKernel({ B, D, K, optimizer, loss }, on(kind), asked ?? 'auto').spec.name;
 
 const gpu = useGpu();
 
@@ -99,10 +105,11 @@ describe('attack engine: GPU (f32) against the float64 CPU engine', () => {
       const P = 8;
       const x0 = Float32Array.from(starts(p, P, 0.5, 5));
       // the workgroup cases force that kernel (gd/adam at (2,40,3) would otherwise take the mid invocation kernel)
-      const tuning: EngineTuning = name.startsWith('workgroup') ? { midKernel: false, streamKernel: false } : name.startsWith('stream') ? { streamKernel: true } : {};
+      const tuning: EngineTuning = name.startsWith('workgroup') ? { kernel: 'workgroup' } : name.startsWith('stream') ? { kernel: 'stream' } : {};
       const r = await runBoth({ layer: p.layer, target: p.target, P, optimizer, lr, loss }, x0, 50, tuning);
-      expect(engineKernel(B, D, K, optimizer, tuning, loss)).toBe(name.split(' ')[0].replace('tiny', 'invocation').replace('mid', 'invocation'));
-      if (name.startsWith('mid')) expect(engineKernel(B, D, K)).toBe('workgroup'); // beyond the small caps
+      const headline = D === 1 && K === 1 && B <= 2 && optimizer !== 'lbfgs' && loss === 'l2'; // attack/pair.wgsl
+      expect(kernelOf(B, D, K, optimizer, loss, tuning.kernel)).toBe(headline ? 'pair' : name.split(' ')[0].replace('tiny', 'invocation').replace('mid', 'invocation'));
+      if (name.startsWith('mid')) expect(kernelOf(B, D, K, 'lbfgs')).toBe('workgroup'); // beyond the small caps
       expect(Array.from(r.gpu.iterations)).toEqual(Array.from(r.cpu.iterations));
       expect(Array.from(r.gpu.status)).toEqual(Array.from(r.cpu.status));
       expectClose(r.gpu.bestLoss, r.cpu.bestLoss, { abs: 1e-9, rel: 2e-3 }, 'bestLoss');
@@ -198,12 +205,12 @@ describe('attack engine: stopping rules', () => {
     W[1] = 1;
     const wide: Layer = { B: 1, D, K: 2, W, b: [0, 0], y: [0, 1], reduction: 'sum' };
     const wideTarget = victimGradient(wide, [0.3, ...new Array(D - 1).fill(0)]);
-    expect(engineKernel(1, D, 2, 'gd')).toBe('stream');
+    expect(kernelOf(1, D, 2, 'gd')).toBe('stream');
     const x0 = new Float32Array(3 * D);
     [x0[0], x0[D], x0[2 * D]] = [0.35, 10, 0.25];
     const device = gpu();
     await withErrorScopes(device, 'rollback stream', async () => {
-      const e = createAttackEngine(device, { layer: wide, target: wideTarget, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 }, { streamKernel: true });
+      const e = createAttackEngine(device, { layer: wide, target: wideTarget, P: 3, optimizer: 'gd', lr: 1.4, momentum: 0 }, { kernel: 'stream' });
       expect(e.kernel).toBe('stream');
       const r = await runGpu(e, x0, 400);
       expect(Array.from(r.status)).toEqual([0, 2, 0]);
@@ -222,13 +229,13 @@ describe('attack engine: stopping rules', () => {
     });
   });
 
-  for (const [kernel, tuning] of [['workgroup', { midKernel: false, streamKernel: false }], ['stream', { midKernel: false, streamKernel: true }], ['invocation', {}]] as [string, EngineTuning][]) {
+  for (const [kernel, tuning] of [['workgroup', { kernel: 'workgroup' }], ['stream', { kernel: 'stream' }], ['invocation', {}]] as [string, EngineTuning][]) {
     it(`a non-finite start is frozen at once with status 2 (${kernel} kernel)`, async () => {
       const p = problem(2, 40, 3, 5);
       const P = 3;
       const x0 = Float32Array.from(starts(p, P, 0.3, 8));
       x0.fill(1e20, 80, 160); // restart 1: ‖ΔW‖² overflows f32
-      expect(engineKernel(2, 40, 3, 'adam', tuning)).toBe(kernel);
+      expect(kernelOf(2, 40, 3, 'adam', 'l2', tuning.kernel)).toBe(kernel);
       const device = gpu();
       await withErrorScopes(device, 'rollback wg', async () => {
         const e = createAttackEngine(device, { layer: p.layer, target: p.target, P, optimizer: 'adam', lr: 0.01 }, tuning);
@@ -298,7 +305,7 @@ describe('attack engine: groups', () => {
         const rA = await runGpu(a, xa, 40);
         const rB = await runGpu(b, xb, 40);
         expect(both.totalRestarts).toBe(2 * P);
-        expect(engineKernel(B, D, K, 'adam')).toBe(D === 36 ? 'stream' : 'invocation');
+        expect(kernelOf(B, D, K, 'adam')).toBe(D === 36 ? 'stream' : D === 1 && K === 1 ? 'pair' : 'invocation');
         expect(Array.from(rAll.best)).toEqual([...rA.best, ...rB.best]);
         expect(Array.from(rAll.bestLoss)).toEqual([...rA.bestLoss, ...rB.bestLoss]);
         expect(Array.from(rAll.iterations)).toEqual([...rA.iterations, ...rB.iterations]);
@@ -317,7 +324,7 @@ describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam,
   async function runThree(opts: EngineOptions, x0: ArrayLike<number>, runs: number[]): Promise<{ pair: Read; generic: Read; cpu: Read }> {
     const device = gpu();
     return withErrorScopes(device, 'pair kernel', async () => {
-      const tunings: EngineTuning[] = [{ pairItersPerDispatch: 16 }, { pairKernel: false }, { pairItersPerDispatch: 16, pairQuads: 2 }];
+      const tunings: EngineTuning[] = [{ pairItersPerDispatch: 16 }, { kernel: 'invocation' }, { pairItersPerDispatch: 16, pairQuads: 2 }];
       const es = [...tunings.map((t) => createAttackEngine(device, opts, t)), createCpuEngine(opts)];
       try {
         const out: Read[] = [];
@@ -349,8 +356,8 @@ describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam,
       const P = 13;
       const x0 = Float32Array.from(starts(p, P, 0.5, 6));
       const opts: EngineOptions = { layer: p.layer, target: p.target, P, optimizer, lr, ...extra };
-      expect(usesPairKernel(resolveEngineOptions(opts))).toBe(true);
-      expect(usesPairKernel(resolveEngineOptions({ ...opts, loss: 'cosine' }))).toBe(false);
+      expect(kernelOf(B, 1, 1, optimizer as AttackProblem['optimizer'])).toBe('pair');
+      expect(kernelOf(B, 1, 1, optimizer as AttackProblem['optimizer'], 'cosine')).toBe('invocation');
       const r = await runThree(opts, x0, [37, 23]);
       for (const [other, what] of [[r.cpu, 'CPU'], [r.generic, 'generic kernel']] as const) {
         expect(Array.from(r.pair.iterations), what).toEqual(Array.from(other.iterations));
@@ -395,7 +402,7 @@ describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam,
     const opts: EngineOptions = { layer, target, P: 2, optimizer: 'gd', lr: 1e38, momentum: 0 };
     const device = gpu();
     await withErrorScopes(device, 'pair rollback', async () => {
-      for (const tuning of [{}, { pairKernel: false }] as EngineTuning[]) {
+      for (const tuning of [{}, { kernel: 'invocation' }] as EngineTuning[]) {
         const e = createAttackEngine(device, opts, tuning);
         const r = await runGpu(e, [-3, -1e20], 20);
         expect(Array.from(r.status)).toEqual([2, 2]);
@@ -429,20 +436,56 @@ describe('attack engine: straight-line pair kernel (D = K = 1, B ≤ 2, gd/adam,
 });
 
 describe('attack engine: kernel choice', () => {
-  it('picks the stream kernel for gd/adam with the l2 loss, D % 4 = 0 and small B·K, and its caps match the WGSL', () => {
-    expect(engineKernel(8, 784, 10, 'adam')).toBe('stream');
-    expect(engineKernel(16, 64, 10, 'gd')).toBe('stream');
-    expect(engineKernel(8, 784, 10, 'adam', {}, 'cosine')).toBe('workgroup');
-    expect(engineKernel(8, 784, 10, 'lbfgs')).toBe('workgroup');
-    expect(engineKernel(8, 786, 10, 'adam')).toBe('workgroup'); // D % 4 ≠ 0
-    expect(engineKernel(2, 1028, 8, 'adam')).toBe('workgroup'); // D·K > 8188
-    expect(engineKernel(8, 784, 10, 'adam', { streamKernel: false })).toBe('workgroup');
-    expect(engineKernel(8, 16, 4, 'adam')).toBe('invocation'); // mid sizes stay on the unrolled kernel
-    const src = readFileSync('shaders/attack/stream.wgsl', 'utf8');
-    const constOf = (name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
-    expect(constOf('MAX_BK')).toBe(STREAM_CAPS.BK);
-    expect(constOf('MAX_K')).toBe(STREAM_CAPS.K);
-    expect(Math.floor((constOf('MAX_COLS') * 4) / 2 / 4) * 4).toBe(STREAM_CAPS.DK); // W and G, D·K floats each, D·K a multiple of 4
+  it('picks the stream kernel for gd/adam with the l2 loss, D % 4 = 0 and small B·K on CPU adapters', () => {
+    expect(kernelOf(8, 784, 10, 'adam')).toBe('stream');
+    expect(kernelOf(16, 64, 10, 'gd')).toBe('stream');
+    expect(kernelOf(8, 784, 10, 'adam', 'cosine')).toBe('workgroup');
+    expect(kernelOf(8, 784, 10, 'lbfgs')).toBe('workgroup');
+    expect(kernelOf(8, 786, 10, 'adam')).toBe('workgroup'); // D % 4 ≠ 0
+    expect(kernelOf(2, 1028, 8, 'adam')).toBe('workgroup'); // D·K > 8188
+    expect(kernelOf(8, 784, 10, 'adam', 'l2', 'workgroup')).toBe('workgroup');
+    expect(kernelOf(8, 16, 4, 'adam')).toBe('invocation'); // mid sizes stay on the unrolled kernel
+    // on a GPU and SwiftShader's kind alike: the rank table
+    expect(kernelOf(8, 784, 10, 'adam', 'l2', undefined, 'gpu')).toBe('workgroup');
+    expect(kernelOf(8, 784, 10, 'adam', 'l2', undefined, 'swiftshader')).toBe('stream');
+    expect(kernelOf(2, 1, 1, 'adam', 'l2', undefined, 'gpu')).toBe('pair');
+    expect(kernelOf(8, 8, 10, 'lm', 'l2', undefined, 'gpu')).toBe('lm');
+  });
+
+  it('says why a kernel runs, and names the field and the cap when none can', () => {
+    const c = engineKernel({ B: 8, D: 784, K: 10, optimizer: 'adam', loss: 'l2' }, on('llvmpipe'));
+    expect(c.why).toMatch(/^auto on llvmpipe: .*4\.7–9\.2× workgroup.*; passed over pair \(D = K = 1 and B ≤ 2\), invocation \(B·D ≤ 256\)$/);
+    expect(engineKernel({ B: 8, D: 784, K: 10, optimizer: 'adam', loss: 'l2' }, on('llvmpipe'), 'workgroup').why).toBe('asked for');
+    const refused = (f: () => unknown, field: string, re: RegExp) => {
+      try {
+        f();
+      } catch (err) {
+        expect(err).toBeInstanceOf(DlgInputError);
+        expect((err as DlgInputError).field).toBe(field);
+        expect((err as Error).message).toMatch(re);
+        return;
+      }
+      throw new Error('expected a DlgInputError');
+    };
+    refused(() => kernelOf(17, 5, 3), 'layer.B', /at most 16 for the GPU attack kernels \('workgroup'\), found 17/);
+    refused(() => kernelOf(2, 4, 17, 'lbfgs'), 'layer.K', /at most 16/);
+    refused(() => kernelOf(8, 784, 10, 'adam', 'l2', 'invocation'), 'layer.B', /B·D ≤ 256 for the 'invocation' attack kernel, found B·D = 6272/);
+    refused(() => kernelOf(8, 786, 10, 'adam', 'l2', 'stream'), 'layer.D', /a multiple of 4 for the 'stream' attack kernel/);
+    refused(() => kernelOf(17, 16, 10, 'lm'), 'layer.B', /B·D ≤ 256 unknowns.*'lm'.*272/);
+    refused(() => kernelOf(2, 1, 1, 'adam', 'l2', 'nope' as EngineTuning['kernel']), 'kernel', /'pair', 'invocation', 'stream', 'workgroup', 'lm'/);
+  });
+
+  it('injects each row\'s caps into its WGSL: the source compiles with the sizes the host checks', async () => {
+    const device = gpu();
+    for (const spec of Object.values(KERNELS).flat()) {
+      const code = kernelSource(spec);
+      for (const [k, v] of Object.entries(spec.u32)) expect(code).toContain(`const ${k}: u32 = ${v}u;`);
+      device.pushErrorScope('validation');
+      const m = device.createShaderModule({ code });
+      const info = await m.getCompilationInfo();
+      expect(await device.popErrorScope(), `${spec.family}/${spec.name}`).toBeNull();
+      expect(info.messages.filter((x) => x.type === 'error'), `${spec.family}/${spec.name}`).toEqual([]);
+    }
   });
 
   it('createAttackEngine defaults to the stream kernel on CPU adapters only, and says which kernel runs', () => {

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DlgInputError } from '../src/core/errors.js';
 import { type Gradient, type Layer, type Reduction, gradientNormSq, matchL2, matchL2Batched, residuals, victimGradient } from '../src/core/model.js';
-import { OBJECTIVE_CAPS, type ObjectiveRegime, chooseRegime, createObjective, createVictimGradient } from '../src/objective/objective.js';
+import { OBJECTIVE_CAPS, type ObjectiveRegime, createObjective, createVictimGradient } from '../src/objective/objective.js';
+import { chooseKernel } from '../src/gpu/kernels.js';
 import { Rng } from '../src/core/rng.js';
 import { expectClose, relError, useGpu } from './helpers.js';
 
@@ -274,6 +274,8 @@ describe('determinism and handle behaviour', () => {
   });
 
   it('auto picks invocation, then stream (D % 4 = 0, small B·K, D·K ≤ 8192), then workgroup', () => {
+    const limits = gpu().limits;
+    const chooseRegime = (B: number, D: number, K: number) => chooseKernel('objective', { B, D, K }, { kind: 'llvmpipe', limits }).spec.name;
     expect(chooseRegime(2, 1, 1)).toBe('invocation');
     expect(chooseRegime(8, 784, 10)).toBe('stream');
     expect(chooseRegime(16, 64, 8)).toBe('stream');
@@ -281,21 +283,8 @@ describe('determinism and handle behaviour', () => {
     expect(chooseRegime(16, 64, 10)).toBe('workgroup'); // B·K = 160 > 128
     expect(chooseRegime(2, 1028, 8)).toBe('workgroup'); // D·K > 8192
     expect(chooseRegime(2, 64, 17)).toBe('workgroup'); // K > 16
-  });
-
-  it('the WGSL caps match OBJECTIVE_CAPS', () => {
-    const inv = readFileSync('shaders/objective/invocation.wgsl', 'utf8');
-    const wg = readFileSync('shaders/objective/workgroup.wgsl', 'utf8');
-    const st = readFileSync('shaders/objective/stream.wgsl', 'utf8');
-    const constOf = (src: string, name: string) => Number(new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src)?.[1]);
-    expect(constOf(inv, 'MAX_D')).toBe(OBJECTIVE_CAPS.invocationMaxD);
-    expect(constOf(inv, 'MAX_K')).toBe(OBJECTIVE_CAPS.invocationMaxK);
-    expect(constOf(wg, 'MAX_K')).toBe(OBJECTIVE_CAPS.workgroupMaxK);
-    expect(constOf(wg, 'MAX_BK')).toBe(OBJECTIVE_CAPS.workgroupMaxBK);
-    expect(constOf(wg, 'ACC')).toBe(OBJECTIVE_CAPS.workgroupAccumulators);
-    expect(constOf(st, 'MAX_K')).toBe(OBJECTIVE_CAPS.streamMaxK);
-    expect(constOf(st, 'MAX_BK')).toBe(OBJECTIVE_CAPS.streamMaxBK);
-    expect((constOf(st, 'MAX_COLS') * 4) / 2).toBe(OBJECTIVE_CAPS.streamMaxDK); // W and G, D·K floats each
+    expect(chooseKernel('objective', { B: 2, D: 1028, K: 8 }, { kind: 'gpu', limits }).why).toMatch(/^auto on gpu: sums over D.*passed over invocation \(D ≤ 4 \(MAX_D\)/);
+    expect(OBJECTIVE_CAPS.streamMaxDK).toBe(8192);
   });
 });
 
@@ -388,11 +377,11 @@ describe('bad input', () => {
 
   it('sizes beyond the kernels\' caps or the device limits name the limit', () => {
     const big = makeCase(92, 2, 5, 1, 1); // D = 5 > MAX_D
-    expectInputError(() => createObjective(gpu(), { layer: big.layer, target: big.target, P: 1, regime: 'invocation' }), /invocation/, /MAX_D.*B=2, D=5, K=1/);
+    expectInputError(() => createObjective(gpu(), { layer: big.layer, target: big.target, P: 1, regime: 'invocation' }), /^layer$/, /MAX_D.*'invocation' objective kernel, found B=2, D=5, K=1/);
     const wideK = makeCase(93, 1, 2, 65, 1); // K > MAX_K
-    expectInputError(() => createObjective(gpu(), { layer: wideK.layer, target: wideK.target, P: 1 }), /workgroup/, /MAX_K.*B=1, D=2, K=65/);
+    expectInputError(() => createObjective(gpu(), { layer: wideK.layer, target: wideK.target, P: 1 }), /^layer$/, /MAX_K.*'workgroup'.*B=1, D=2, K=65/);
     const tall = makeCase(94, 200, 2, 10, 1); // B·K = 2000 > MAX_BK
-    expectInputError(() => createObjective(gpu(), { layer: tall.layer, target: tall.target, P: 1 }), /workgroup/, /MAX_BK/);
+    expectInputError(() => createObjective(gpu(), { layer: tall.layer, target: tall.target, P: 1 }), /^layer$/, /MAX_BK.*'workgroup'/);
     const limit = gpu().limits.maxStorageBufferBindingSize;
     const P = Math.ceil(limit / (4 * 2 * 3)) + 1;
     expectInputError(() => createObjective(gpu(), { ...base, P }), /^x \(P·B·D/, /maxStorageBufferBindingSize/);

@@ -24,6 +24,7 @@ function counted(e: EngineHandle) {
   const h: EngineHandle = {
     totalRestarts: e.totalRestarts,
     kernel: e.kernel,
+    why: e.why,
     setInputs: (x) => {
       log.inputs++;
       e.setInputs(x);

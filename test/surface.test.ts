@@ -26,11 +26,14 @@ import {
   surfaceCpu,
   surfaceCpuAt,
   surfacePrecompute,
-  unrolledPreferred,
 } from '../src/surface/surface.js';
 import { useGpu } from './helpers.js';
+import { adapterProfile } from '../src/gpu/gpu.js';
+import { chooseKernel, kernelSpec } from '../src/gpu/kernels.js';
 
 const gpu = useGpu();
+/** Whether auto ranks the unrolled surface kernel on the test adapter (llvmpipe only). */
+const unrolledRanked = (): boolean => kernelSpec('surface', 'unrolled').rank[adapterProfile(gpu()).kind] !== undefined;
 
 function scenario(B: number, D: number, K: number, seed = 1, reduction: Reduction = 'mean', soft = false): Scenario {
   const rng = new Rng(seed);
@@ -311,7 +314,7 @@ describe('surface kernel', () => {
       }
       // auto: the small kernel, or on llvmpipe the unrolled one where it is expected to finish sooner.
       const auto = createSurface(gpu(), s, plane, res);
-      expect(['b2', ...(unrolledPreferred(gpu()) ? ['unrolled'] : [])]).toContain(auto.kernel);
+      expect(['b2', ...(unrolledRanked() ? ['unrolled'] : [])]).toContain(auto.kernel);
       auto.destroy();
       const cpu = surfaceCpu(s, plane, res);
       for (let p = 0; p < res * res; p++) {
@@ -360,20 +363,23 @@ describe('surface kernel', () => {
     const fu = (await forced.render()) as Float32Array;
     forced.destroy();
     const warm = createSurface(gpu(), s, plane, 33);
-    expect(warm.kernel).toBe(unrolledPreferred(gpu()) ? 'unrolled' : 'general');
+    expect(warm.kernel).toBe(unrolledRanked() ? 'unrolled' : 'general');
+    expect(warm.why).toMatch(unrolledRanked() ? /^auto on llvmpipe: straight-line code/ : /^auto on \w+: any B ≤ 64/);
+    expect(cold.why).toMatch(/passed over .*unrolled \(predicted to finish later/);
     const fw = (await warm.render()) as Float32Array;
     warm.destroy();
     if (warm.kernel === 'unrolled') expect(Buffer.from(fw.buffer).equals(Buffer.from(fu.buffer))).toBe(true);
   });
 
-  it("auto prefers the unrolled kernel exactly on llvmpipe (the tests' lavapipe adapter)", () => {
+  it("auto ranks the unrolled kernel exactly on llvmpipe (the tests' lavapipe adapter)", () => {
     const info = gpu().adapterInfo;
-    expect(unrolledPreferred(gpu())).toBe(/llvmpipe/.test(info.description) || (info.vendor === 'mesa' && info.architecture === 'software'));
-    const fake = (adapterInfo: Partial<GPUAdapterInfo> | undefined) => ({ adapterInfo }) as unknown as GPUDevice;
-    expect(unrolledPreferred(fake({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' }))).toBe(true);
-    expect(unrolledPreferred(fake({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' }))).toBe(false);
-    expect(unrolledPreferred(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H200' }))).toBe(false);
-    expect(unrolledPreferred(fake(undefined))).toBe(false);
+    expect(unrolledRanked()).toBe(/llvmpipe/.test(info.description) || (info.vendor === 'mesa' && info.architecture === 'software'));
+    const fake = (adapterInfo: Partial<GPUAdapterInfo> | undefined) => ({ adapterInfo, limits: gpu().limits }) as unknown as GPUDevice;
+    const warmAt = (d: GPUDevice) => chooseKernel('surface', { B: 8, K: 10, r: 24, res: 4096, unrolledCompiled: true }, d).spec.name;
+    expect(warmAt(fake({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' }))).toBe('unrolled');
+    expect(warmAt(fake({ vendor: 'google', architecture: 'swiftshader', description: 'SwiftShader Device (Subzero)' }))).toBe('general');
+    expect(warmAt(fake({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H200' }))).toBe('general');
+    expect(warmAt(fake(undefined))).toBe('general');
   });
 
   it('unrolled kernel (B, K ≤ 16 fixed, per-row basis): agrees with the general kernel and the CPU on random, coordinate and degenerate-row planes', async () => {

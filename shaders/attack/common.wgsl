@@ -1,6 +1,6 @@
-// Shared by every attack kernel (prepended as text by src/attack/engine.ts): one uniform layout, one set of
-// bindings, one per-restart status record, the sigmoid. src/attack/engine.ts puts the L-BFGS constants
-// (MAX_H, MAX_HALVINGS, ARMIJO_C1, CURV_EPS) in front of it from engine-cpu.ts, where they are defined.
+// Shared by the first-order attack kernels (src/gpu/kernels.ts puts it after shaders/common.wgsl): one
+// uniform layout, one set of bindings, one per-restart status record. The L-BFGS constants (MAX_H,
+// MAX_HALVINGS, ARMIJO_C1, CURV_EPS) are injected from src/analysis/lbfgs.ts, where they are defined.
 
 struct Params {
   B: u32, D: u32, K: u32, BD: u32,
@@ -20,12 +20,4 @@ struct RestartStat { loss: f32, bestLoss: f32, status: u32, iters: u32 }
 // Bindings 3 (x), 4 (best points) and 6 (optimizer state): attack/rows.wgsl (f32 views) or
 // attack/stream.wgsl (vec4 views).
 
-// σ(z) without overflow for either sign of z.
-fn sigm(z: f32) -> f32 {
-  let ez = exp(-abs(z));
-  let r = 1.0 / (1.0 + ez);
-  return select(ez * r, r, z >= 0.0);
-}
 
-// NaN fails the comparison; ±Inf exceeds the largest f32.
-fn isFinite(v: f32) -> bool { return abs(v) <= 3.4028234e38; }

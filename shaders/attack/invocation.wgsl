@@ -7,11 +7,7 @@
 // CB·CD ≤ MAX_LBD. The arrays are only touched at constant indices after unrolling, so the
 // larger gd/adam caps cost nothing in the smaller pipelines.
 
-const MAX_BD: u32 = 256u;
-const MAX_DK: u32 = 128u;
-const MAX_BK: u32 = 256u;
-const MAX_K: u32 = 16u;
-const MAX_LBD: u32 = 64u;       // L-BFGS history stride
+// MAX_BD, MAX_DK, MAX_BK, MAX_K, MAX_LBD: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 override WG: u32 = 64u;
 // Loop bounds: B, D and K themselves, fixed per pipeline by src/attack/engine.ts. Loops run to these constants,

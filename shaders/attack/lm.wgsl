@@ -4,26 +4,18 @@
 //   A = JᵀJ from the structured formula (O(n²K), J never formed) → Moré scaling →
 //   Cholesky of A + λ·D → δ → trial → gain ratio ρ → Nielsen's λ/ν update → stalled (status 3)?
 // n = CB·CD unknowns. The vectors (x, gradient, δ, …) live in private arrays; the lower triangle of
-// A + λ·D (packed, row i at i(i+1)/2) is factored in place either in a private array (PRIV, n ≤ PRIV_N)
-// or in a storage-buffer scratch interleaved by restart (scr[p·chunk + restart − first]), which the
-// host sizes for one dispatch's restarts (chunk) and reuses from dispatch to dispatch.
+// A + λ·D (packed, row i at i(i+1)/2) is factored in place in a storage-buffer scratch interleaved by
+// restart (scr[p·chunk + restart − first]), which the host sizes for one dispatch's restarts (chunk) and
+// reuses from dispatch to dispatch. (A private-array variant for n ≤ 64 ran 1.15–1.38× this one on
+// lavapipe, same run, which does not earn a second kernel: docs/kernels.md.)
 // Every decision is per invocation: a NaN, a failed pivot or λ overflow stops only its own restart.
 
-const MAX_N: u32 = 256u;   // LM_CAPS.N in src/attack/engine-lm.ts
-const MAX_K: u32 = 32u;
-const MAX_DK: u32 = 512u;
-const MAX_BK: u32 = 512u;
-const PRIV_N: u32 = 64u;   // LM_PRIVATE_N: the private-array variant's largest n
-const PRIV_NP: u32 = PRIV_N * (PRIV_N + 1u) / 2u;
-const LAMBDA_MIN: f32 = 1e-15;   // LM_LAMBDA_MIN
-const LAMBDA_MAX: f32 = 1e16;    // LM_LAMBDA_MAX
-const DIAG_FLOOR: f32 = 1e-10;   // LM_DIAG_FLOOR
+// MAX_N, MAX_K, MAX_DK, MAX_BK, LAMBDA_MIN, LAMBDA_MAX, DIAG_FLOOR: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 override WG: u32 = 64u;
 override CB: u32 = 2u;
 override CD: u32 = 1u;
 override CK: u32 = 1u;
-override PRIV: bool = false;
 
 struct LmParams {
   total: u32,      // restarts in all
@@ -72,24 +64,11 @@ var<private> am: array<f32, MAX_K>;
 var<private> tt: array<f32, MAX_K>;
 var<private> u1: array<f32, MAX_N>;
 var<private> u2: array<f32, MAX_N>;
-var<private> pa: array<f32, PRIV_NP>;  // the packed factor when PRIV
 var<private> slot: u32;                // this restart's column in the scratch
 
-fn mGet(p: u32) -> f32 {
-  if (PRIV) { return pa[p]; }
-  return scr[p * prm.chunk + slot];
-}
-fn mSet(p: u32, v: f32) {
-  if (PRIV) { pa[p] = v; } else { scr[p * prm.chunk + slot] = v; }
-}
+fn mGet(p: u32) -> f32 { return scr[p * prm.chunk + slot]; }
+fn mSet(p: u32, v: f32) { scr[p * prm.chunk + slot] = v; }
 
-fn sigm(z: f32) -> f32 {
-  let ez = exp(-abs(z));
-  let r = 1.0 / (1.0 + ez);
-  return select(ez * r, r, z >= 0.0);
-}
-
-fn isFinite(v: f32) -> bool { return abs(v) <= 3.4028234e38; }
 
 // e, s at the point p (x or xt): e_nk = (σ(z_nk) − y_nk)/N, s_nk = σ(1 − σ)/N.
 fn residualsAt(p: ptr<private, array<f32, MAX_N>>) {

@@ -15,9 +15,7 @@
 // Needs attack/common.wgsl in front (Params, RestartStat, prm, lay, grp, stat); x′, the best points and
 // the optimizer state are bound here as vec4 arrays (the scalar kernels' f32 views are in attack/rows.wgsl).
 
-const MAX_BK: u32 = 256u;
-const MAX_K: u32 = 16u;
-const MAX_COLS: u32 = 4095u; // vec4s after the header: 64 KiB in all
+// MAX_BK, MAX_K, MAX_COLS: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 override WG: u32 = 64u;
 override FB: u32 = 1u;

@@ -7,11 +7,7 @@
 //  - lbfgs: rows live in private arrays (rows·B ≤ MAX_RB, rows·K ≤ MAX_RK, host-checked).
 // Iteration order (identical to src/attack/engine-cpu.ts): evaluate → best → converged? → non-finite? → step.
 
-const MAX_RB: u32 = 128u;
-const MAX_RK: u32 = 128u;
-const MAX_BK: u32 = 256u;
-const MAX_K: u32 = 16u;
-const MAX_B: u32 = 16u;
+// MAX_RB, MAX_RK, MAX_BK, MAX_K, MAX_B: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 override WG: u32 = 64u;   // invocations per restart
 override RC: u32 = 64u;   // values summed per reduction round (WG·RC floats of shared memory)

@@ -5,8 +5,7 @@
 // ∇_{x′_n}; rows past ROWS_CACHED are streamed twice (e_n, s_n recomputed) instead of stored, so B is unbounded.
 // src/objective/objective.ts checks the caps before choosing this regime. Needs objective/common.wgsl in front.
 
-const MAX_D: u32 = 4u;
-const MAX_K: u32 = 4u;
+// MAX_D, MAX_K: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 const ROWS_CACHED: u32 = 4u; // rows kept in registers between the two passes (later rows are recomputed)
 
 override WG: u32 = 64u;

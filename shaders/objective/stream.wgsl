@@ -14,10 +14,8 @@
 // Sums run in a fixed order, so runs are bit-identical. Needs objective/common.wgsl in front; x′ and ∇
 // go through vec4 views of bindings 2 and 4 (xin and gradOut are never touched here).
 
-const MAX_BK: u32 = 128u;
-const MAX_K: u32 = 16u;
+// MAX_BK, MAX_K, MAX_COLS: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 // vec4s in the column block (64 KiB, WebGPU's default maxUniformBufferBindingSize): D·K/4 of W, then of G.
-const MAX_COLS: u32 = 4096u;
 
 override WG: u32 = 64u;
 override FB: u32 = 1u;

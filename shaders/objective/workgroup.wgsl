@@ -8,9 +8,7 @@
 // makes this kernel slow on CPUs. A register-tiled variant (8 rows × 12 outputs written out straight-line,
 // vec4 layout) ran ~2× faster but took 75–130 s per pipeline to compile on lavapipe, so it is not used.
 
-const ACC: u32 = 80u;
-const MAX_BK: u32 = 1024u;
-const MAX_K: u32 = 64u;
+// ACC, MAX_BK, MAX_K: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 override WG: u32 = 64u;
 

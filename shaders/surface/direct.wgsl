@@ -5,7 +5,7 @@
 override WG_X: u32 = 64u;
 
 // Function-scope array needs a constant size: B·K ≤ MAX_BK (the host checks).
-const MAX_BK: u32 = 512u;
+// MAX_BK: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 struct Params {
   res: u32,

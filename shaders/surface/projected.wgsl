@@ -24,7 +24,7 @@ override NB: u32 = 8u;
 // lavapipe) when they fit its 64 KiB, else from the storage buffer `consts`. The host binds a
 // placeholder to the one not used.
 override UNI: bool = true;
-const MAX_C: u32 = 4096u; // vec4s in C
+// MAX_C, MAX_NB: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 // GEOM (with UNI only): one exp per (n, k) serves the invocation's 16 points. Along a row the grid is
 // arithmetic in α, so e^{−t(α_i + m·h)} = e^{−t(α_i)}·ρ^m with ρ = e^{−tu·h}; the host puts ρ⁴ in the
 // fourth component of C[k·B + n] and (1, ρ, ρ², ρ³) at C[GEO + k·B + n] (f64 powers), and turns GEOM on
@@ -32,7 +32,6 @@ const MAX_C: u32 = 4096u; // vec4s in C
 // instead of 16·B·K: 2× at (8,784,10) on lavapipe.
 override GEOM: bool = false;
 
-const MAX_NB: u32 = 64u;
 
 struct Params {
   res4: u32,       // vec4s per grid row (row stride of `field`; rows are padded to 16 floats)

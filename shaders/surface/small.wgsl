@@ -24,7 +24,7 @@ override FK: u32 = 0u;
 override FR: u32 = 0u;
 // Uniform capacity in vec4s (64 KiB, WebGPU's default maxUniformBufferBindingSize); the host
 // uses this kernel only when K·(5 + r) fits.
-const MAX_C: u32 = 4096u;
+// MAX_C: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 struct Params {
   res4: u32,       // vec4s per grid row (row stride of `field`, a multiple of 4)

@@ -31,7 +31,7 @@ override FK: u32 = 10u;        // K
 override UMASK: u32 = 0xffffu; // bit n: sample n has a U slot (u_n ≠ 0)
 override GEOM: bool = true;
 
-const MAX_S: u32 = 4096u;      // floats of workgroup memory (16 KiB, WebGPU's default limit)
+// MAX_S: injected by src/gpu/kernels.ts (the kernel registry), from the caps the host checks.
 
 struct Params {
   res4: u32,    // vec4s per row of `field` (the row pitch; rows padded to whole vec4s)

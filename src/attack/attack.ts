@@ -769,6 +769,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     throw new DlgRuntimeError(`attack engine failed: ${(err as Error)?.message ?? String(err)}`);
   }
   const kernel = engine.kernel;
+  const kernelWhy = engine.why;
   engine.destroy();
   const tRun = performance.now() - tRun0;
   if (!status || !bestPoints) throw new DlgRuntimeError('attack engine returned no status');
@@ -919,7 +920,7 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     method: 'optimize',
     optimizer: o.optimizer,
     regime: regimeOut(reconFull, yBest),
-    engine: { kernel, backend: dev ? 'webgpu' : 'cpu', why: plan.why },
+    engine: { kernel, backend: dev ? 'webgpu' : 'cpu', why: kernel === 'cpu' ? plan.why : `${plan.why}; kernel ${kernel}, ${kernelWhy}` },
     iterations: done,
     stoppedBy,
     wallTimeMs: 0,

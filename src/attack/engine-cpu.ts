@@ -38,12 +38,8 @@ export const OPTIMIZERS: readonly Optimizer[] = ['gd', 'adam', 'lbfgs', 'lm'];
 /** The first-order optimizers (the seed's and DLG's kind): everything but lm. */
 export const FIRST_ORDER: readonly Optimizer[] = ['gd', 'adam', 'lbfgs'];
 
-/** L-BFGS history is capped (GPU kernels keep it in fixed-size arrays). */
-export const LBFGS_MAX_HISTORY = 8;
-/** At most this many step halvings per L-BFGS iteration (so at most this + 1 evaluations). */
-export const LBFGS_MAX_HALVINGS = 10;
-export const LBFGS_ARMIJO_C1 = 1e-4;
-export const LBFGS_CURVATURE_EPS = 1e-7;
+import { LBFGS_ARMIJO_C1, LBFGS_CURVATURE_EPS, LBFGS_MAX_HALVINGS, LBFGS_MAX_HISTORY } from '../analysis/lbfgs.js';
+export { LBFGS_ARMIJO_C1, LBFGS_CURVATURE_EPS, LBFGS_MAX_HALVINGS, LBFGS_MAX_HISTORY };
 
 export interface EngineOptions {
   layer: Layer;
@@ -79,8 +75,10 @@ export interface EngineStatus {
 
 export interface EngineHandle {
   readonly totalRestarts: number;
-  /** Which kernel advances the restarts: 'cpu', or the GPU kernel ('pair', 'invocation', 'stream', 'workgroup', 'lm-private', 'lm-scratch'). */
+  /** Which kernel advances the restarts: 'cpu', or the GPU kernel ('pair', 'invocation', 'stream', 'workgroup', 'lm'). */
   readonly kernel: string;
+  /** Why that kernel runs (the registry's sentence for GPU kernels, src/gpu/kernels.ts). */
+  readonly why: string;
   setInputs(x0: ArrayLike<number>): void;
   run(iterations: number): void;
   readStatus(): Promise<EngineStatus>;
@@ -374,6 +372,7 @@ export function createCpuEngine(opts: EngineOptions): EngineHandle {
   return {
     totalRestarts: o.total,
     kernel: 'cpu',
+    why: 'the float64 host engine',
     setInputs(x0: ArrayLike<number>): void {
       alive();
       checkInputs(o, x0);

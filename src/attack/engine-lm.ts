@@ -3,13 +3,10 @@
  * invocation per restart, P × groups restarts side by side. One iteration is src/analysis/lm.ts's, in the
  * order of src/attack/engine-cpu.ts, in f32; createAttackEngine (engine.ts) hands lm problems here.
  *
- * Variants (kernel names), by where the packed lower triangle of A + λ·D is factored:
- *  - 'lm-private': a private array, for n = B·D ≤ LM_PRIVATE_N;
- *  - 'lm-scratch': a storage buffer interleaved by restart, for n ≤ LM_CAPS.N. The scratch holds one
- *    dispatch's restarts (≤ LM_SCRATCH_BYTES); larger P runs as several dispatches over the same buffer.
- * bench/lm-kernel.ts measures both (and bench/RESULTS.md-style numbers are in its JSON lines).
+ * The packed lower triangle of A + λ·D is factored in a storage buffer interleaved by restart, for
+ * n ≤ LM_CAPS.N. The scratch holds one dispatch's restarts (≤ LM_SCRATCH_BYTES); larger P runs as several
+ * dispatches over the same buffer. bench/lm-kernel.ts measures it against the float64 host engine.
  */
-import lmSrc from '../../shaders/attack/lm.wgsl';
 import {
   type EngineHandle,
   type EngineStatus,
@@ -21,64 +18,43 @@ import {
 } from './engine-cpu.js';
 import { DlgInputError } from '../core/errors.js';
 import { LM_LAMBDA0 } from '../analysis/lm.js';
-import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { type KernelSpec, LM_CAPS, chooseKernel, kernelLayout, kernelPipeline } from '../gpu/kernels.js';
 
-/** Largest sizes of attack/lm.wgsl (its MAX_N, MAX_K, MAX_DK, MAX_BK). */
-export const LM_CAPS = { N: 256, K: 32, DK: 512, BK: 512 } as const;
-/** Largest n = B·D of the private-array variant (PRIV_N in the shader). */
-export const LM_PRIVATE_N = 64;
-/** Scratch budget of the 'lm-scratch' variant: restarts per dispatch are cut to fit it. */
+export { LM_CAPS };
+/** Scratch budget: restarts per dispatch are cut to fit it. */
 export const LM_SCRATCH_BYTES = 64 * 2 ** 20;
 const LM_WG = 64;
 /** Iterations per dispatch: an LM iteration is O(n³/6 + n²K/2) per restart, so fewer than the first-order kernels. */
 const LM_ITERS_PER_DISPATCH = 16;
 
-export type LmVariant = 'private' | 'scratch';
-
 export interface LmTuning {
-  /** Force a variant (default: private where n ≤ LM_PRIVATE_N, else scratch). */
-  lmVariant?: LmVariant;
   lmWorkgroupSize?: number;
   lmItersPerDispatch?: number;
 }
 
-/** The first field beyond the lm kernel's caps, or null when (B, D, K) fits. */
-function lmCapViolation(B: number, D: number, K: number): { field: string; cap: string; found: string } | null {
-  const c = LM_CAPS;
-  if (B * D > c.N) return { field: 'layer.B', cap: `B·D ≤ ${c.N} unknowns for the GPU lm kernel`, found: `B·D = ${B}·${D} = ${B * D}` };
-  if (K > c.K) return { field: 'layer.K', cap: `at most ${c.K} for the GPU lm kernel`, found: String(K) };
-  if (D * K > c.DK) return { field: 'layer.D', cap: `D·K ≤ ${c.DK} for the GPU lm kernel`, found: `D·K = ${D}·${K} = ${D * K}` };
-  if (B * K > c.BK) return { field: 'layer.B', cap: `B·K ≤ ${c.BK} for the GPU lm kernel`, found: `B·K = ${B}·${K} = ${B * K}` };
-  return null;
-}
-
 /**
- * Why the GPU lm kernel cannot run (B, D, K), or null when it can: within LM_CAPS on every adapter (the
- * matrix lives in a private array or in a storage scratch cut to the device's binding size, never in
- * workgroup memory), and with a device, a scratch column that fits its binding size.
+ * Why the GPU lm kernels cannot run (B, D, K), or null when one can: the registry's rows (src/gpu/kernels.ts)
+ * asked on this device, or with no device on limits that fit any scratch.
  */
 export function lmMisfit(B: number, D: number, K: number, device?: GPUDevice): string | null {
-  const v = lmCapViolation(B, D, K);
-  if (v) return `${v.field}: expected ${v.cap}, found ${v.found}`;
-  const n = B * D;
-  if (device && n > LM_PRIVATE_N && ((n * (n + 1)) / 2) * 4 > Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize)) {
-    return `the GPU lm kernel's scratch for B·D = ${n} unknowns exceeds this device's binding size`;
+  const problem = { B, D, K, optimizer: 'lm', loss: 'l2' } as const;
+  const ctx = device ?? { kind: 'gpu' as const, limits: UNBOUNDED };
+  try {
+    chooseKernel('attack', problem, ctx);
+    return null;
+  } catch (err) {
+    if (err instanceof DlgInputError) return err.message;
+    throw err;
   }
-  return null;
 }
+const UNBOUNDED = { maxStorageBufferBindingSize: Infinity, maxBufferSize: Infinity, maxComputeWorkgroupStorageSize: Infinity, maxComputeInvocationsPerWorkgroup: Infinity };
 
 /** Whether the GPU lm kernel runs (B, D, K) (see lmMisfit). */
 export function fitsLm(B: number, D: number, K: number, device?: GPUDevice): boolean {
   return lmMisfit(B, D, K, device) === null;
 }
 
-/** Throws DlgInputError naming the field, the cap and what was found when (B, D, K) is beyond LM_CAPS. */
-export function checkLmCaps(B: number, D: number, K: number): void {
-  const v = lmCapViolation(B, D, K);
-  if (v) throw new DlgInputError(v.field, v.cap, v.found);
-}
-
-const LM_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage', 'storage'];
 /**
  * LmParams of attack/lm.wgsl: twelve 4-byte scalars in declaration order (no padding). Packed by hand:
  * webgpu-utils 2.x (makeShaderDataDefinitions) needs Float16Array, which Node 20 lacks.
@@ -90,28 +66,6 @@ function packLmParams(v: Record<(typeof LM_PARAMS_U32)[number], number> & { invN
   new Uint32Array(buf, 0, 8).set(LM_PARAMS_U32.map((k) => v[k]));
   new Float32Array(buf, 32, 4).set([v.invN, LM_LAMBDA0, 0, 0]);
   return buf;
-}
-
-const lmCache = perDevice((device: GPUDevice) => {
-  const bindGroupLayout = computeBindGroupLayout(device, 'attack.lm.bindGroupLayout', LM_BINDINGS);
-  const pipelineLayout = device.createPipelineLayout({ label: 'attack.lm.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
-  return { bindGroupLayout, pipelineLayout, module: null as GPUShaderModule | null, pipelines: new Map<string, GPUComputePipeline>() };
-});
-
-function lmPipeline(device: GPUDevice, constants: Record<string, number>): GPUComputePipeline {
-  const cache = lmCache(device);
-  const key = JSON.stringify(constants);
-  let p = cache.pipelines.get(key);
-  if (!p) {
-    cache.module ??= device.createShaderModule({ label: 'attack.lm.module', code: lmSrc });
-    p = device.createComputePipeline({
-      label: `attack.lm.step.${constants.PRIV ? 'private' : 'scratch'}`,
-      layout: cache.pipelineLayout,
-      compute: { module: cache.module, entryPoint: 'main_lm', constants },
-    });
-    cache.pipelines.set(key, p);
-  }
-  return p;
 }
 
 /** Per group: y (B×K), G (D×K), g (K), tolAbs — as f32 (the kernel's grp layout). */
@@ -129,14 +83,8 @@ function packLmGroups(o: ResolvedEngineOptions): { data: Float32Array<ArrayBuffe
   return { data, stride };
 }
 
-function checkLmTuning(device: GPUDevice, t: LmTuning, n: number): void {
+function checkLmTuning(device: GPUDevice, t: LmTuning): void {
   const int = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
-  if (t.lmVariant !== undefined && t.lmVariant !== 'private' && t.lmVariant !== 'scratch') {
-    throw new DlgInputError('tuning.lmVariant', "'private' or 'scratch'", String(t.lmVariant));
-  }
-  if (t.lmVariant === 'private' && n > LM_PRIVATE_N) {
-    throw new DlgInputError('tuning.lmVariant', `'scratch' for n = B·D > ${LM_PRIVATE_N}`, `'private' at n = ${n}`);
-  }
   const maxWg = Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
   if (t.lmWorkgroupSize !== undefined && !int(t.lmWorkgroupSize, 1, maxWg)) {
     throw new DlgInputError('tuning.lmWorkgroupSize', `an integer in [1, ${maxWg}]`, String(t.lmWorkgroupSize));
@@ -146,15 +94,13 @@ function checkLmTuning(device: GPUDevice, t: LmTuning, n: number): void {
   }
 }
 
-/** The lm engine for resolved options (createAttackEngine calls this for optimizer 'lm'). */
-export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuning: LmTuning = {}): EngineHandle {
+/** The lm engine for resolved options on the registry's lm row (createAttackEngine chooses it). */
+export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, spec: KernelSpec<'attack'>, why: string, tuning: LmTuning = {}): EngineHandle {
   if (o.optimizer !== 'lm') throw new DlgInputError('optimizer', "'lm'", `'${o.optimizer}'`);
-  if (o.loss !== 'l2') throw new DlgInputError('loss', "'l2' with optimizer 'lm'", `'${o.loss}'`);
+  if (spec.name !== 'lm') throw new DlgInputError('kernel', "'lm' for optimizer 'lm'", `'${spec.name}'`);
   const { B, D, K, total } = o;
-  checkLmCaps(B, D, K);
   const n = B * D;
-  checkLmTuning(device, tuning, n);
-  const variant: LmVariant = tuning.lmVariant ?? (n <= LM_PRIVATE_N ? 'private' : 'scratch');
+  checkLmTuning(device, tuning);
   const wg = tuning.lmWorkgroupSize ?? LM_WG;
   const itersPerDispatch = tuning.lmItersPerDispatch ?? LM_ITERS_PER_DISPATCH;
   const label = o.label;
@@ -164,19 +110,15 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
   checkBindingSize(device, 'P', total * n * 4);
 
   // restarts per dispatch: all of them, unless the scratch would exceed its budget or the binding limit
-  let chunk = total;
-  if (variant === 'scratch') {
-    const maxBytes = Math.min(LM_SCRATCH_BYTES, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
-    const fit = Math.floor(maxBytes / (np * 4));
-    if (fit < 1) throw new DlgInputError('layer.B', `B·D small enough for one restart's ${np * 4}-byte scratch (maxStorageBufferBindingSize ${maxBytes})`, `B·D = ${n}`);
-    if (fit < total) chunk = Math.max(wg, Math.floor(fit / wg) * wg);
-    chunk = Math.min(chunk, total, fit);
-  }
+  const maxBytes = Math.min(LM_SCRATCH_BYTES, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const fit = Math.floor(maxBytes / (np * 4));
+  if (fit < 1) throw new DlgInputError('layer.B', `B·D small enough for one restart's ${np * 4}-byte scratch (maxStorageBufferBindingSize ${maxBytes})`, `B·D = ${n}`);
+  const chunk = Math.min(fit < total ? Math.max(wg, Math.floor(fit / wg) * wg) : total, total, fit);
   const chunks: { first: number; count: number }[] = [];
   for (let first = 0; first < total; first += chunk) chunks.push({ first, count: Math.min(chunk, total - first) });
 
-  const pipeline = lmPipeline(device, { WG: wg, CB: B, CD: D, CK: K, PRIV: variant === 'private' ? 1 : 0 });
-  const cache = lmCache(device);
+  const pipeline = kernelPipeline(device, spec, 'main_lm', { WG: wg, CB: B, CD: D, CK: K });
+  const layout = kernelLayout(device, spec);
   const { data: grpData, stride: gStride } = packLmGroups(o);
   const layBuf = storageBuffer(device, `${label}.lm.layer`, (D * K + K) * 4);
   const grpBuf = storageBuffer(device, `${label}.lm.groups`, grpData.byteLength);
@@ -184,7 +126,7 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
   const bestBuf = storageBuffer(device, `${label}.lm.best`, total * n * 4);
   const statBuf = storageBuffer(device, `${label}.lm.status`, total * 16);
   const optBuf = storageBuffer(device, `${label}.lm.state`, optFloats * 4);
-  const scrBuf = storageBuffer(device, `${label}.lm.scratch`, variant === 'scratch' ? chunk * np * 4 : 16);
+  const scrBuf = storageBuffer(device, `${label}.lm.scratch`, chunk * np * 4);
   const lay = new Float32Array(D * K + K);
   lay.set(o.W, 0);
   lay.set(o.b, D * K);
@@ -203,7 +145,7 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
       writeParams(params, c, iters, dx);
       const bindGroup = device.createBindGroup({
         label: `${label}.lm.${which}BindGroup${ci}`,
-        layout: cache.bindGroupLayout,
+        layout,
         entries: [params, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, scrBuf].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
       return { params, bindGroup };
@@ -219,7 +161,8 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, tuni
 
   return {
     totalRestarts: total,
-    kernel: `lm-${variant}`,
+    kernel: spec.name,
+    why,
     setInputs(x0: ArrayLike<number>): void {
       alive();
       checkInputs(o, x0);

@@ -2,46 +2,28 @@
  * The WebGPU attack engine: totalRestarts = P × groups DLG restarts advancing together on the
  * device, many iterations per dispatch, read back only on request.
  *
- * Two kernels, chosen from the problem size:
- *  - attack/invocation.wgsl: one invocation per restart, everything in private arrays, for small
- *    problems (B·D ≤ 64, D·K ≤ 64, B·K ≤ 32, K ≤ 16, B·D·K ≤ 256; e.g. (2,1,1), (4,1,4), (2,16,4),
- *    (4,16,4)), and for gd/adam also mid sizes within MID_CAPS (B·D ≤ 256, D·K ≤ 128, B·K ≤ 256,
- *    B·D·K ≤ 1024; e.g. (8,16,4), (16,4,10)), where it beats the workgroup kernel ~5× on lavapipe
- *    (bench/attack-mid.ts; cold compiles stay under ~10 s). Its loops run to B, D, K as override
- *    constants (CB, CD, CK) so the compiler unrolls them, the arrays stay in registers (dynamically
- *    indexed private arrays are ~10× slower on lavapipe) and no size guard is left.
- *    Up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch with no memory traffic in between.
- *    Its headline special case D = K = 1, B ≤ 2 with gd/adam and the l2 loss runs on
- *    attack/pair.wgsl instead: the same algorithm straight-line, four restarts per invocation as
- *    vec4 components, which gives lavapipe independent dependency chains to overlap (usesPairKernel).
- *  - attack/stream.wgsl: one invocation per restart for large D with small B·K (gd/adam, l2 loss,
- *    D % 4 = 0, B·K ≤ 256, K ≤ 16, D·K ≤ 8188; e.g. (8,784,10), digits' (8,64,10)): x′ streamed from
- *    memory as vec4s in three passes per iteration, W and the group's G in a uniform block, B and K
- *    fixed per pipeline. Each group (scenario) is its own dispatch, with its own block. The default on
- *    CPU adapters only (isCpuDevice): on an H200 the workgroup kernel below was 1.5–30× faster.
- *  - attack/workgroup.wgsl: one workgroup per restart; invocation tid owns rows d = tid + r·WG.
- *    gd/adam stream each row from memory per phase (B ≤ 16, K ≤ 16, any D); L-BFGS keeps rows in
- *    private arrays (rows per invocation × max(B, K) ≤ 128, up to 256 invocations). Sums over d
- *    go through shared memory in a fixed order (identical bytes run to run).
- * Optimizer 'lm' (l2 loss) runs on its own kernel family instead: src/attack/engine-lm.ts and
- * shaders/attack/lm.wgsl (one invocation per restart, 'lm-private' or 'lm-scratch', within LM_CAPS).
+ * Which kernel runs is the registry's choice (src/gpu/kernels.ts, `engineKernel`); docs/kernels.md has
+ * each row and the measurement that earns it:
+ *  - `pair` (attack/pair.wgsl): D = K = 1, B ≤ 2, gd/adam, l2: straight-line, four restarts per invocation
+ *    as vec4 components, which gives lavapipe independent dependency chains to overlap.
+ *  - `invocation` (attack/invocation.wgsl): one invocation per restart, everything in private arrays, for
+ *    small problems (INVOCATION_CAPS) and for gd/adam mid sizes (MID_CAPS). Its loops run to B, D, K as
+ *    override constants (CB, CD, CK) so the compiler unrolls them, the arrays stay in registers and no
+ *    size guard is left; up to INVOCATION_ITERS_PER_DISPATCH iterations per dispatch.
+ *  - `stream` (attack/stream.wgsl): one invocation per restart for large D with small B·K (STREAM_CAPS),
+ *    x′ streamed as vec4s in three passes per iteration, W and the group's G in a uniform block; each
+ *    group (scenario) is its own dispatch. Ranked on CPU adapters only.
+ *  - `workgroup` (attack/workgroup.wgsl): one workgroup per restart; invocation tid owns rows
+ *    d = tid + r·WG. Sums over d go through shared memory in a fixed order (identical bytes run to run).
+ *  - `lm` (attack/lm.wgsl): src/attack/engine-lm.ts.
  * All follow the iteration order documented in engine-cpu.ts (evaluate → best → converged? →
  * non-finite? → step), in f32. Cold pipeline compiles are slow on lavapipe (seconds for the
  * unrolled kernels, about a minute for workgroup L-BFGS under load); Mesa caches them on disk.
  */
-import invocationSrc from '../../shaders/attack/invocation.wgsl';
-import workgroupSrc from '../../shaders/attack/workgroup.wgsl';
-import pairSrc from '../../shaders/attack/pair.wgsl';
-import streamSrc from '../../shaders/attack/stream.wgsl';
-import commonSrc from '../../shaders/attack/common.wgsl';
-import rowsSrc from '../../shaders/attack/rows.wgsl';
 import {
   type EngineHandle,
   type EngineOptions,
   type EngineStatus,
-  LBFGS_ARMIJO_C1,
-  LBFGS_CURVATURE_EPS,
-  LBFGS_MAX_HALVINGS,
   LBFGS_MAX_HISTORY,
   type ResolvedEngineOptions,
   checkInputs,
@@ -51,21 +33,15 @@ import {
   resolveEngineOptions,
 } from './engine-cpu.js';
 import { DlgInputError } from '../core/errors.js';
-import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, isCpuDevice, perDevice, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { type KernelChoice, type KernelContext, chooseKernel, kernelLayout, kernelPipeline, lbfgsWorkgroupSize } from '../gpu/kernels.js';
 import { streamColumns } from '../objective/objective.js';
 import { type LmTuning, createLmEngine } from './engine-lm.js';
 
 export * from './engine-cpu.js';
-export { LM_CAPS, LM_PRIVATE_N, type LmTuning, type LmVariant, checkLmCaps, createLmEngine, fitsLm } from './engine-lm.js';
+export { LM_CAPS, type LmTuning, createLmEngine, fitsLm } from './engine-lm.js';
 
-/** Caps of the in-register kernel (const array sizes in attack/invocation.wgsl). */
-export const INVOCATION_CAPS = { BD: 64, DK: 64, BK: 32, K: 16, BDK: 256 } as const;
-/** Larger caps of the invocation kernel for gd/adam (array sizes MAX_BD, MAX_DK, MAX_BK in the shader). */
-export const MID_CAPS = { BD: 256, DK: 128, BK: 256, K: 16, BDK: 1024 } as const;
-/** Caps of the stream kernel (attack/stream.wgsl: MAX_BK, MAX_K, and W + G in 4095 vec4s). */
-export const STREAM_CAPS = { BK: 256, K: 16, DK: 8188 } as const;
-/** Caps of the workgroup kernel (attack/workgroup.wgsl): rows per invocation × B or K ≤ 128. */
-export const WORKGROUP_CAPS = { B: 16, K: 16, rowsTimesBK: 128, maxWorkgroup: 256 } as const;
+export { INVOCATION_CAPS, MID_CAPS, STREAM_CAPS, WORKGROUP_CAPS } from '../gpu/kernels.js';
 
 const INVOCATION_WG = 64;
 const WORKGROUP_WG = 64;
@@ -79,120 +55,29 @@ const PAIR_WG = 64;
 const PAIR_QUADS = 1;
 const PAIR_ITERS_PER_DISPATCH = 512;
 
-/** Benchmark knobs (defaults are the tuned values): pairKernel false forces the generic invocation kernel. */
+/** The attack kernels (rows of the registry, src/gpu/kernels.ts). */
+export type AttackKernel = 'pair' | 'invocation' | 'stream' | 'workgroup' | 'lm';
+
+/** Benchmark knobs (defaults are the tuned values). */
 export interface EngineTuning extends LmTuning {
-  pairKernel?: boolean;
+  /** Run this kernel instead of auto's choice (it must fit: else a DlgInputError naming the cap). */
+  kernel?: AttackKernel;
   pairWorkgroupSize?: number;
   pairItersPerDispatch?: number;
   /** Groups of 4 restarts per invocation in attack/pair.wgsl: 1 or 2. */
   pairQuads?: number;
-  /** false: gd/adam beyond INVOCATION_CAPS run on the workgroup kernel instead of the invocation kernel (MID_CAPS). */
-  midKernel?: boolean;
-  /**
-   * Whether problems within STREAM_CAPS run on the stream kernel rather than the workgroup kernel.
-   * createAttackEngine's default: on CPU adapters only (isCpuDevice), where it is 2–9× faster; on an
-   * H200 the workgroup kernel was 1.5–30× faster (bench/RESULTS.md). engineKernel alone treats unset as true.
-   */
-  streamKernel?: boolean;
 }
-
-export type EngineKernel = 'invocation' | 'stream' | 'workgroup';
-
-/** Whether the stream kernel can run a problem (gd/adam, l2 loss, D % 4 = 0, within STREAM_CAPS). */
-export function fitsStream(B: number, D: number, K: number, optimizer?: string, loss = 'l2'): boolean {
-  const c = STREAM_CAPS;
-  return (optimizer === 'gd' || optimizer === 'adam') && loss === 'l2' && D % 4 === 0 && B * K <= c.BK && K <= c.K && D * K <= c.DK;
-}
-
-/** Which kernel a problem runs on (throws DlgInputError beyond the workgroup kernel's caps). */
-export function engineKernel(B: number, D: number, K: number, optimizer?: string, tuning: EngineTuning = {}, loss = 'l2'): EngineKernel {
-  if (fitsInvocation(B, D, K)) return 'invocation';
-  if (tuning.midKernel !== false && fitsMid(B, D, K, optimizer)) return 'invocation';
-  if (tuning.streamKernel !== false && fitsStream(B, D, K, optimizer, loss)) return 'stream';
-  if (B > WORKGROUP_CAPS.B) throw new DlgInputError('layer.B', `at most ${WORKGROUP_CAPS.B} for the GPU attack engine`, String(B));
-  if (K > WORKGROUP_CAPS.K) throw new DlgInputError('layer.K', `at most ${WORKGROUP_CAPS.K} for the GPU attack engine`, String(K));
-  return 'workgroup'; // (lbfgs also bounds D: see workgroupSize)
-}
-
-// B·D·K bounds the size of the fully unrolled kernel (and its compile time).
-type Caps = { readonly BD: number; readonly DK: number; readonly BK: number; readonly K: number; readonly BDK: number };
-const fitsCaps = (c: Caps, b: number, d: number, k: number): boolean =>
-  b * d <= c.BD && d * k <= c.DK && b * k <= c.BK && k <= c.K && b * d * k <= c.BDK;
-const fitsInvocation = (b: number, d: number, k: number): boolean => fitsCaps(INVOCATION_CAPS, b, d, k);
-/** gd/adam also run mid sizes on the invocation kernel (MID_CAPS): faster there than the workgroup kernel on lavapipe. */
-const fitsMid = (b: number, d: number, k: number, optimizer?: string): boolean =>
-  optimizer !== undefined && optimizer !== 'lbfgs' && b <= WORKGROUP_CAPS.B && fitsCaps(MID_CAPS, b, d, k);
-
-/** Workgroup size for the workgroup kernel: the smallest power of two ≥ 32 giving ≤ maxRows rows each. */
-function workgroupSize(B: number, D: number, K: number, maxInvocations: number): number {
-  const maxRows = Math.floor(WORKGROUP_CAPS.rowsTimesBK / Math.max(B, K));
-  let wg = 32;
-  while (Math.ceil(D / wg) > maxRows && wg < Math.min(WORKGROUP_CAPS.maxWorkgroup, maxInvocations)) wg *= 2;
-  if (Math.ceil(D / wg) > maxRows) {
-    throw new DlgInputError('layer.D', `at most ${maxRows * wg} on this device (maxComputeInvocationsPerWorkgroup ${maxInvocations})`, String(D));
-  }
-  return wg;
-}
-
-const ATTACK_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage'];
-
-const layoutFor = perDevice((device: GPUDevice) => {
-  const bindGroupLayout = computeBindGroupLayout(device, 'attack.bindGroupLayout', ATTACK_BINDINGS);
-  const pipelineLayout = device.createPipelineLayout({ label: 'attack.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
-  // the stream kernel adds binding 7: its group's uniform block (W and G columns)
-  const streamBindGroupLayout = computeBindGroupLayout(device, 'attack.streamBindGroupLayout', [...ATTACK_BINDINGS, 'uniform']);
-  const streamPipelineLayout = device.createPipelineLayout({ label: 'attack.streamPipelineLayout', bindGroupLayouts: [streamBindGroupLayout] });
-  return {
-    bindGroupLayout,
-    pipelineLayout,
-    streamBindGroupLayout,
-    streamPipelineLayout,
-    modules: new Map<ShaderKernel, GPUShaderModule>(),
-    pipelines: new Map<string, GPUComputePipeline>(),
-  };
-});
-
-type ShaderKernel = EngineKernel | 'pair';
-/** The L-BFGS constants, defined once in engine-cpu.ts, in front of attack/common.wgsl. */
-const LBFGS_WGSL = `const MAX_H: u32 = ${LBFGS_MAX_HISTORY}u;
-const MAX_HALVINGS: u32 = ${LBFGS_MAX_HALVINGS}u;
-const ARMIJO_C1: f32 = ${LBFGS_ARMIJO_C1};
-const CURV_EPS: f32 = ${LBFGS_CURVATURE_EPS};
-`;
-const PRELUDE = LBFGS_WGSL + commonSrc;
-const SHADERS: Record<ShaderKernel, string> = {
-  invocation: PRELUDE + rowsSrc + invocationSrc,
-  workgroup: PRELUDE + rowsSrc + workgroupSrc,
-  pair: PRELUDE + rowsSrc + pairSrc,
-  stream: PRELUDE + streamSrc,
-};
 
 /**
- * Whether the invocation kernel's straight-line special case (attack/pair.wgsl) runs this problem:
- * D = K = 1, B ≤ 2, gd or adam, l2 loss (same results as the generic kernel up to f32 rounding).
+ * The kernel an engine for these options runs on this device (or adapter kind, for tests), and why:
+ * the registry's choice (src/gpu/kernels.ts). Throws DlgInputError naming the field beyond every kernel's caps.
  */
-export function usesPairKernel(o: Pick<ResolvedEngineOptions, 'B' | 'D' | 'K' | 'optimizer' | 'loss'>): boolean {
-  return o.D === 1 && o.K === 1 && o.B <= 2 && o.optimizer !== 'lbfgs' && o.loss === 'l2';
-}
-
-function pipelineFor(device: GPUDevice, kernel: ShaderKernel, entry: string, constants: Record<string, number>): GPUComputePipeline {
-  const cache = layoutFor(device);
-  const key = `${kernel}:${entry}:${JSON.stringify(constants)}`;
-  let p = cache.pipelines.get(key);
-  if (!p) {
-    let module = cache.modules.get(kernel);
-    if (!module) {
-      module = device.createShaderModule({ label: `attack.${kernel}Module`, code: SHADERS[kernel] });
-      cache.modules.set(kernel, module);
-    }
-    p = device.createComputePipeline({
-      label: `attack.${kernel}.${entry}Pipeline`,
-      layout: kernel === 'stream' ? cache.streamPipelineLayout : cache.pipelineLayout,
-      compute: { module, entryPoint: entry, constants },
-    });
-    cache.pipelines.set(key, p);
-  }
-  return p;
+export function engineKernel(
+  o: Pick<ResolvedEngineOptions, 'B' | 'D' | 'K' | 'optimizer' | 'loss'>,
+  ctx: GPUDevice | KernelContext,
+  asked: AttackKernel | 'auto' = 'auto',
+): KernelChoice<'attack'> {
+  return chooseKernel('attack', { B: o.B, D: o.D, K: o.K, optimizer: o.optimizer, loss: o.loss }, ctx, asked);
 }
 
 /** Floats of optimizer state per restart (layout shared by both kernels). */
@@ -247,26 +132,24 @@ function checkTuning(device: GPUDevice, t: EngineTuning): void {
   }
 }
 
-export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuningIn: EngineTuning = {}): EngineHandle {
+export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tuning: EngineTuning = {}): EngineHandle {
   const o = resolveEngineOptions(opts);
-  if (o.optimizer === 'lm') return createLmEngine(device, o, tuningIn);
-  const tuning: EngineTuning = { ...tuningIn, streamKernel: tuningIn.streamKernel ?? isCpuDevice(device) };
+  const { spec, why } = engineKernel(o, device, tuning.kernel ?? 'auto');
+  if (o.optimizer === 'lm') return createLmEngine(device, o, spec, why, tuning);
+  const kernel = spec.name as AttackKernel;
   const { B, D, K, total } = o;
   const BD = B * D;
-  const kernel = engineKernel(B, D, K, o.optimizer, tuning, o.loss);
   const label = o.label;
   const optStride = optimizerStride(o);
   checkBindingSize(device, 'P', total * optStride * 4);
   checkBindingSize(device, 'P', total * BD * 4);
 
   checkTuning(device, tuning);
-  const pair = kernel === 'invocation' && usesPairKernel(o) && tuning.pairKernel !== false;
-  const shader: ShaderKernel = pair ? 'pair' : kernel;
-  const entry = pair ? `pair_${o.optimizer}` : kernel === 'stream' ? 'stream_main' : `main_${o.optimizer}`;
+  const entry = kernel === 'pair' ? `pair_${o.optimizer}` : kernel === 'stream' ? 'stream_main' : `main_${o.optimizer}`;
   let wg: number;
   let constants: Record<string, number>;
   let workgroups: number;
-  if (pair) {
+  if (kernel === 'pair') {
     wg = tuning.pairWorkgroupSize ?? PAIR_WG;
     const quads = tuning.pairQuads ?? PAIR_QUADS;
     constants = { WG: wg, QUADS: quads };
@@ -288,7 +171,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     // shared reduction buffer: WG × RC floats, within maxComputeWorkgroupStorageSize (minus the 4 KiB + 32 bytes of other shared arrays);
     // gd/adam reduce all B·K partial sums in one round (RC = B·K), so their WG shrinks until that fits.
     const room = Math.floor((device.limits.maxComputeWorkgroupStorageSize - 4352) / 4);
-    if (o.optimizer === 'lbfgs') wg = workgroupSize(B, D, K, device.limits.maxComputeInvocationsPerWorkgroup);
+    if (o.optimizer === 'lbfgs') wg = lbfgsWorkgroupSize(B, D, K, device.limits.maxComputeInvocationsPerWorkgroup)!; // fits() checked it
     else {
       // no more invocations than rows (small D), and WG·B·K floats must fit in shared memory
       wg = Math.min(WORKGROUP_WG, Math.max(8, 2 ** Math.ceil(Math.log2(D))));
@@ -302,8 +185,9 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
     workgroups = total;
   }
   const [dx, dy] = dispatch2d(device, workgroups);
-  const pipeline = pipelineFor(device, shader, entry, constants);
-  const itersPerDispatch = pair
+  const pipeline = kernelPipeline(device, spec, entry, constants);
+  const layout = kernelLayout(device, spec);
+  const itersPerDispatch = kernel === 'pair'
     ? (tuning.pairItersPerDispatch ?? PAIR_ITERS_PER_DISPATCH)
     : kernel === 'invocation'
       ? INVOCATION_ITERS_PER_DISPATCH
@@ -311,7 +195,6 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
         ? STREAM_ITERS_PER_DISPATCH
         : WORKGROUP_ITERS_PER_DISPATCH;
 
-  const cache = layoutFor(device);
   const paramsFull = uniformBuffer(device, `${label}.paramsFull`, PARAMS_BYTES);
   const paramsRest = uniformBuffer(device, `${label}.paramsRest`, PARAMS_BYTES);
   const layBuf = storageBuffer(device, `${label}.layer`, (D * K + K) * 4);
@@ -342,7 +225,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   const bind = (params: GPUBuffer, which: string, cols: GPUBuffer | null): GPUBindGroup =>
     device.createBindGroup({
       label: `${label}.${which}BindGroup`,
-      layout: cols ? cache.streamBindGroupLayout : cache.bindGroupLayout,
+      layout,
       entries: [params, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, ...(cols ? [cols] : [])].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
   // one bind group per group for the stream kernel (its dispatches), else one in all
@@ -357,7 +240,8 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
 
   return {
     totalRestarts: total,
-    kernel: shader,
+    kernel,
+    why,
     setInputs(x0: ArrayLike<number>): void {
       alive();
       checkInputs(o, x0);

@@ -268,7 +268,7 @@ async function runSurface(scenarioPath: string, f: SurfaceFlags): Promise<void> 
         });
         bar.stop();
         field = full;
-        info = { backend: 'webgpu', adapter: dev.adapterName, path: h.path, kernel: h.kernel, rank: h.rank, constTerm: h.constTerm, tiles: h.tiles, tileRows: h.tileRows };
+        info = { backend: 'webgpu', adapter: dev.adapterName, path: h.path, kernel: h.kernel, why: h.why, rank: h.rank, constTerm: h.constTerm, tiles: h.tiles, tileRows: h.tileRows };
         h.destroy();
       } finally {
         dev.destroy();

@@ -13,38 +13,16 @@
  *   features reduced through workgroup memory. Needs K ≤ workgroupMaxK and B·K ≤ workgroupMaxBK.
  */
 import { DlgInputError, describe, requireFiniteArray, requireOneOf, requirePositiveInt } from '../core/errors.js';
-import { Readback, checkBindingSize, computeBindGroupLayout, dispatch2d, perDevice, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from '../gpu/gpu.js';
+import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from '../gpu/gpu.js';
+import { OBJECTIVE_CAPS, chooseKernel, kernelLayout, kernelPipeline, kernelSpec } from '../gpu/kernels.js';
 import { type Gradient, type Layer, normaliser } from '../core/model.js';
-import commonSrc from '../../shaders/objective/common.wgsl';
-import invocationSrc from '../../shaders/objective/invocation.wgsl';
-import streamSrc from '../../shaders/objective/stream.wgsl';
-import workgroupSrc from '../../shaders/objective/workgroup.wgsl';
-import victimSrc from '../../shaders/victim/gradient.wgsl';
 
 /** Params in shaders/objective/common.wgsl: 12 words, then the pair kernel's two vec4s. */
 const PARAMS_BYTES = 80;
 
 export type ObjectiveRegime = 'invocation' | 'stream' | 'workgroup';
 
-/** Size caps of the kernels' fixed arrays; they mirror the WGSL constants (a test checks that). */
-export const OBJECTIVE_CAPS = {
-  /** 'invocation': D ≤ this (MAX_D); any B. */
-  invocationMaxD: 4,
-  /** 'invocation': K ≤ this (MAX_K). */
-  invocationMaxK: 4,
-  /** 'stream': B·K ≤ this (MAX_BK). */
-  streamMaxBK: 128,
-  /** 'stream': K ≤ this (MAX_K). */
-  streamMaxK: 16,
-  /** 'stream': D·K ≤ this (W and G in one 64 KiB uniform block, MAX_COLS vec4s). */
-  streamMaxDK: 8192,
-  /** 'workgroup': K ≤ this (MAX_K). */
-  workgroupMaxK: 64,
-  /** 'workgroup': B·K ≤ this (MAX_BK). */
-  workgroupMaxBK: 1024,
-  /** 'workgroup': private accumulators per invocation (ACC); rows are handled in chunks of ACC / K. */
-  workgroupAccumulators: 80,
-} as const;
+export { OBJECTIVE_CAPS };
 
 /** Default workgroup sizes (WGSL `override WG`), tuned on lavapipe. */
 export const OBJECTIVE_DEFAULT_WG: Record<ObjectiveRegime, number> = { invocation: 64, stream: 64, workgroup: 64 };
@@ -62,6 +40,8 @@ export interface ObjectiveOptions {
 export interface ObjectiveHandle {
   readonly P: number;
   readonly regime: ObjectiveRegime;
+  /** Why that kernel runs (the registry's sentence, src/gpu/kernels.ts). */
+  readonly why: string;
   /** The WGSL entry point used (see objectiveEntryPoint; 'objectiveStream*' for the stream regime's three passes). */
   readonly entryPoint: string;
   /** Device buffers, for callers that chain their own kernels: x (P·B·D f32, read), loss (P f32), grad (P·B·D f32). */
@@ -75,33 +55,6 @@ export interface ObjectiveHandle {
   /** Encodes, submits and reads back: loss[P] and grad[P·B·D]. */
   evaluate(): Promise<{ loss: Float32Array; grad: Float32Array }>;
   destroy(): void;
-}
-
-/** Whether a regime's fixed-size arrays can hold these sizes. */
-export function objectiveFits(regime: ObjectiveRegime, B: number, D: number, K: number): boolean {
-  if (regime === 'invocation') {
-    return D <= OBJECTIVE_CAPS.invocationMaxD && K <= OBJECTIVE_CAPS.invocationMaxK;
-  }
-  if (regime === 'stream') {
-    const c = OBJECTIVE_CAPS;
-    return D % 4 === 0 && K <= c.streamMaxK && B * K <= c.streamMaxBK && D * K <= c.streamMaxDK;
-  }
-  return K <= OBJECTIVE_CAPS.workgroupMaxK && B * K <= OBJECTIVE_CAPS.workgroupMaxBK;
-}
-
-/** What `auto` picks: the register kernel when it fits, else the streaming one, else a workgroup per restart. */
-export function chooseRegime(B: number, D: number, K: number): ObjectiveRegime {
-  if (objectiveFits('invocation', B, D, K)) return 'invocation';
-  return objectiveFits('stream', B, D, K) ? 'stream' : 'workgroup';
-}
-
-function capsText(regime: ObjectiveRegime): string {
-  const c = OBJECTIVE_CAPS;
-  if (regime === 'invocation') return `D ≤ ${c.invocationMaxD} (MAX_D) and K ≤ ${c.invocationMaxK} (MAX_K) for the 'invocation' kernel`;
-  if (regime === 'stream') {
-    return `D a multiple of 4, K ≤ ${c.streamMaxK} (MAX_K), B·K ≤ ${c.streamMaxBK} (MAX_BK) and D·K ≤ ${c.streamMaxDK} (MAX_COLS) for the 'stream' kernel`;
-  }
-  return `K ≤ ${c.workgroupMaxK} (MAX_K) and B·K ≤ ${c.workgroupMaxBK} (MAX_BK) for the 'workgroup' kernel`;
 }
 
 /** Validates the layer's sizes and arrays (labels in [0,1]). */
@@ -136,25 +89,6 @@ function requireWorkgroupSize(device: GPUDevice, regime: ObjectiveRegime, wg: nu
   }
 }
 
-/** Bindings of the objective and victim-gradient kernels: params, layer constants, input, two outputs. */
-const OBJECTIVE_BINDINGS: GPUBufferBindingType[] = ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage'];
-
-/** Explicit layouts: uniform, layer constants, x, loss, grad (+ per-restart scratch for the stream kernels). */
-const objectiveLayouts = perDevice((device) => {
-  const bindGroupLayout = computeBindGroupLayout(device, 'objective.bindGroupLayout', OBJECTIVE_BINDINGS);
-  const pipelineLayout = device.createPipelineLayout({ label: 'objective.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
-  const streamBindGroupLayout = computeBindGroupLayout(device, 'objective.streamBindGroupLayout', [...OBJECTIVE_BINDINGS, 'storage', 'uniform']);
-  const streamPipelineLayout = device.createPipelineLayout({ label: 'objective.streamPipelineLayout', bindGroupLayouts: [streamBindGroupLayout] });
-  return {
-    bindGroupLayout,
-    pipelineLayout,
-    streamBindGroupLayout,
-    streamPipelineLayout,
-    modules: new Map<ObjectiveRegime, GPUShaderModule>(),
-    pipelines: new Map<string, GPUComputePipeline>(),
-  };
-});
-
 /** The stream regime's passes, in dispatch order (shaders/objective/stream.wgsl). */
 export const STREAM_ENTRY_POINTS = ['objectiveStreamLogits', 'objectiveStreamResidual', 'objectiveStreamGradient'] as const;
 
@@ -166,30 +100,11 @@ export function objectiveEntryPoint(regime: ObjectiveRegime, B: number, D: numbe
 }
 
 function objectivePipeline(device: GPUDevice, regime: ObjectiveRegime, entryPoint: string, wg: number, B: number, D: number, K: number): GPUComputePipeline {
-  const c = objectiveLayouts(device);
   // The stream kernel is specialised for (B, K): its loops over rows and outputs unroll. The invocation
   // kernel for (D, K): its size guards fold away.
   const fixed: Record<string, number> =
     regime === 'stream' ? { FB: B, FK: K } : entryPoint === 'objectiveInvocation' ? { FD: D, FK: K } : {};
-  const key = `${entryPoint}:${wg}:${Object.entries(fixed).map(([k, v]) => `${k}${v}`).join(',')}`;
-  let pipeline = c.pipelines.get(key);
-  if (!pipeline) {
-    let module = c.modules.get(regime);
-    if (!module) {
-      module = device.createShaderModule({
-        label: `objective.${regime}.module`,
-        code: commonSrc + '\n' + (regime === 'invocation' ? invocationSrc : regime === 'stream' ? streamSrc : workgroupSrc),
-      });
-      c.modules.set(regime, module);
-    }
-    pipeline = device.createComputePipeline({
-      label: `objective.${entryPoint}.pipeline`,
-      layout: regime === 'stream' ? c.streamPipelineLayout : c.pipelineLayout,
-      compute: { module, entryPoint, constants: { WG: wg, ...fixed } },
-    });
-    c.pipelines.set(key, pipeline);
-  }
-  return pipeline;
+  return kernelPipeline(device, kernelSpec('objective', regime), entryPoint, { WG: wg, ...fixed });
 }
 
 /** The stream kernels' column block (objective and attack): W then G, each as vec4s over four features, [d4·K + k]. */
@@ -228,10 +143,8 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   requireFiniteArray(`target.W (D×K = ${D}×${K})`, opts.target.W, D * K);
   requireFiniteArray(`target.b (K = ${K})`, opts.target.b, K);
   const asked = opts.regime === undefined ? 'auto' : requireOneOf('regime', opts.regime, ['auto', 'invocation', 'stream', 'workgroup'] as const);
-  const regime: ObjectiveRegime = asked === 'auto' ? chooseRegime(B, D, K) : asked;
-  if (!objectiveFits(regime, B, D, K)) {
-    throw new DlgInputError(`layer sizes for the '${regime}' regime`, capsText(regime), `B=${B}, D=${D}, K=${K}`);
-  }
+  const { spec, why } = chooseKernel('objective', { B, D, K }, device, asked);
+  const regime = spec.name as ObjectiveRegime;
   const wg = opts.workgroupSize ?? OBJECTIVE_DEFAULT_WG[regime];
   requireWorkgroupSize(device, regime, wg);
 
@@ -262,7 +175,6 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   const entryPoint = objectiveEntryPoint(regime, B, D, K);
   const stream = regime === 'stream';
   const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, D, K));
-  const layouts = objectiveLayouts(device);
   const params = uniformBuffer(device, `${label}.params`, PARAMS_BYTES);
   const layerBuf = storageBuffer(device, `${label}.layer`, packed.byteLength);
   const xBuf = storageBuffer(device, `${label}.x`, P * BD * 4);
@@ -277,7 +189,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   writeF32(device, layerBuf, packed);
   const bindGroup = device.createBindGroup({
     label: `${label}.bindGroup`,
-    layout: stream ? layouts.streamBindGroupLayout : layouts.bindGroupLayout,
+    layout: kernelLayout(device, spec),
     entries: [
       { binding: 0, resource: { buffer: params } },
       { binding: 1, resource: { buffer: layerBuf } },
@@ -309,6 +221,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   return {
     P,
     regime,
+    why,
     entryPoint,
     buffers: { x: xBuf, loss: lossBuf, grad: gradBuf },
     setInputs(x) {
@@ -348,14 +261,11 @@ export interface VictimGradientHandle {
 
 const VICTIM_WG = 64;
 
-const victimPipelines = perDevice((device) => {
-  const bindGroupLayout = computeBindGroupLayout(device, 'victimGradient.bindGroupLayout', OBJECTIVE_BINDINGS);
-  const layout = device.createPipelineLayout({ label: 'victimGradient.pipelineLayout', bindGroupLayouts: [bindGroupLayout] });
-  const module = device.createShaderModule({ label: 'victimGradient.module', code: victimSrc });
-  const make = (entryPoint: string) =>
-    device.createComputePipeline({ label: `victimGradient.${entryPoint}Pipeline`, layout, compute: { module, entryPoint, constants: { WG: VICTIM_WG } } });
-  return { bindGroupLayout, residuals: make('residuals'), gradient: make('gradient') };
-});
+function victimPipelines(device: GPUDevice): { bindGroupLayout: GPUBindGroupLayout; residuals: GPUComputePipeline; gradient: GPUComputePipeline } {
+  const spec = kernelSpec('victim', 'gradient');
+  const make = (entryPoint: string): GPUComputePipeline => kernelPipeline(device, spec, entryPoint, { WG: VICTIM_WG });
+  return { bindGroupLayout: kernelLayout(device, spec), residuals: make('residuals'), gradient: make('gradient') };
+}
 
 /** The victim's (∇W, ∇b) for one B×D batch, on the device. */
 export function createVictimGradient(device: GPUDevice, layer: Layer): VictimGradientHandle {

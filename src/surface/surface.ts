@@ -5,20 +5,17 @@
  * (within maxStorageBufferBindingSize / maxBufferSize) and streamed to a callback.
  * Field layout: row j ↔ β_j, column i ↔ α_i, field[j·res + i]. Browser-safe.
  */
-import projectedSrc from '../../shaders/surface/projected.wgsl';
-import directSrc from '../../shaders/surface/direct.wgsl';
-import smallSrc from '../../shaders/surface/small.wgsl';
-import unrolledSrc from '../../shaders/surface/unrolled.wgsl';
 import { DlgInputError, describe } from '../core/errors.js';
-import { Readback, adapterProfile, computeBindGroupLayout, perDevice, storageBuffer, uniformBuffer, withErrorScopes } from '../gpu/gpu.js';
+import { Readback, storageBuffer, uniformBuffer, withErrorScopes } from '../gpu/gpu.js';
+import { SURFACE_CAPS, autoPrefersUnrolled, chooseKernel, hasKernelPipeline, kernelLayout as registryLayout, kernelPipeline, kernelSpec, sampleCap } from '../gpu/kernels.js';
 import { matchL2, normaliser } from '../core/model.js';
 import { type Plane, gridCoord, validatePlane } from './plane.js';
 import type { Scenario } from '../core/scenario.js';
 
 export const MAX_RESOLUTION = 16384;
 /** Mirrors MAX_NB in shaders/surface/projected.wgsl and MAX_BK in shaders/surface/direct.wgsl. */
-export const PROJECTED_MAX_B = 64;
-export const DIRECT_MAX_BK = 512;
+export const PROJECTED_MAX_B = SURFACE_CAPS.projectedMaxB;
+export const DIRECT_MAX_BK = SURFACE_CAPS.directMaxBK;
 const WG_X = 64;
 /** Tiles stay below this even when the device allows more (keeps staging copies modest). */
 const MAX_TILE_BYTES = 128 * 1024 * 1024;
@@ -29,32 +26,15 @@ export type SurfacePath = 'projected' | 'direct';
  * uniform buffer, 16 points per invocation), 'unrolled' (shaders/surface/unrolled.wgsl: B, K ≤ 16
  * fixed per pipeline, a per-row basis, constants in workgroup memory) or 'general'
  * (shaders/surface/projected.wgsl, any B ≤ 64). 'auto' (default) picks 'b2' where it applies, else 'general';
- * on llvmpipe (see unrolledPreferred) it picks 'unrolled' instead where that applies and is expected to
+ * on llvmpipe (the registry ranks it there only) it picks 'unrolled' instead where that applies and is expected to
  * finish sooner, compile time included (see autoPrefersUnrolled).
  */
 export type SurfaceKernel = 'auto' | 'b2' | 'unrolled' | 'general';
 
 /** The unrolled kernel's caps (its loops are split for B, K ≤ 16 and up to 32 slots). */
-export const UNROLLED_MAX_B = 16;
-export const UNROLLED_MAX_K = 16;
-/** Mirrors MAX_S in shaders/surface/unrolled.wgsl: floats of workgroup memory per row block. */
-const UNROLLED_MAX_FLOATS = 4096;
-
-/**
- * The lavapipe cost model behind 'auto' (seconds for a res² grid), fitted to bench/surface on the 2-core
- * dev machine. Per point: unrolled 8 + 0.115·W ns with W = K·B·(B + 1) multiply-adds; small 2 + 0.72·K·r ns;
- * general 20 + 0.2·K·r·NB ns (NB: B padded to a power of two). Compiling the unrolled kernel's straight-line
- * code takes 0.15 + 0.003·W + 1e-6·W² s (0.3 s at (2,·,10), 2.3 s at (8,·,10), 25 s at (16,·,16)); it is
- * not counted when the pipeline is already compiled on this device. Predicted against measured one-shot
- * renders: (8,·,10) 1024²: general 0.42 s against unrolled 2.4 s (measured 0.6 and 2.5); 4096²: unrolled.
- */
-export function autoPrefersUnrolled(c: { res: number; B: number; K: number; r: number; small: boolean; compiled: boolean }): boolean {
-  const W = c.K * c.B * (c.B + 1);
-  const points = c.res * c.res;
-  const unrolled = (c.compiled ? 0 : 0.15 + 0.003 * W + 1e-6 * W * W) + points * (8 + 0.115 * W) * 1e-9;
-  const other = points * (c.small ? 2 + 0.72 * c.K * c.r : 20 + 0.2 * c.K * c.r * sampleCap(c.B)) * 1e-9;
-  return unrolled < other;
-}
+export const UNROLLED_MAX_B = SURFACE_CAPS.unrolledMaxB;
+export const UNROLLED_MAX_K = SURFACE_CAPS.unrolledMaxK;
+export { autoPrefersUnrolled, sampleCap };
 
 /** Bit n: sample n moves along α (u_n ≠ 0): it gets a U slot in the unrolled kernel. */
 function uMask(plane: Plane, B: number, D: number): number {
@@ -63,15 +43,6 @@ function uMask(plane: Plane, B: number, D: number): number {
   return mask;
 }
 
-/**
- * Whether 'auto' may pick the unrolled kernel on this device: only on Mesa's llvmpipe (lavapipe), where
- * it was measured 1.5–4.5× faster than the others. What it works around is llvmpipe's: per-lane loop
- * counters (gathers) and bounds-checked buffer reads. On SwiftShader (Chromium's CPU adapter) it is
- * 1.4–8× slower than the general and small kernels, and it has not been measured on a GPU.
- */
-export function unrolledPreferred(device: GPUDevice): boolean {
-  return adapterProfile(device).kind === 'llvmpipe';
-}
 const UNROLLED_WG_X = 128;
 
 export interface SurfaceOptions {
@@ -105,8 +76,10 @@ export interface SurfaceTile {
 export interface SurfaceHandle {
   readonly resolution: number;
   readonly path: SurfacePath;
-  /** The projected entry point used ('general' or 'b2'); null on the direct path. */
+  /** The projected kernel used ('b2', 'unrolled' or 'general'); null on the direct path. */
   readonly kernel: Exclude<SurfaceKernel, 'auto'> | null;
+  /** Why that kernel runs (the registry's sentence, src/gpu/kernels.ts). */
+  readonly why: string;
   /** Whether the kernel shares exps geometrically along α (see shaders/surface/small.wgsl, surface/projected.wgsl). */
   readonly geometric: boolean;
   /** Whether the small kernel runs with K and r fixed as override constants (unrolled loops). */
@@ -360,7 +333,7 @@ function generalUniform(lay: KernelLayout, K: number, r: number, step: number | 
 /** The small kernel is specialised (FK, FR) for K·(r + 1) up to this: one pipeline per (K, r). */
 const SMALL_FIXED_MAX = 256;
 /** Mirrors MAX_C in shaders/surface/small.wgsl: vec4s in its 64 KiB uniform block. */
-export const SMALL_MAX_C = 4096;
+export const SMALL_MAX_C = SURFACE_CAPS.constVec4s;
 
 /**
  * The small kernel's uniform block (B_k = 2), per k at k·(2 + r): (tu_0k, tu_1k, p_0k, p_1k),
@@ -566,74 +539,14 @@ export function gridAxis(range: [number, number], res: number): Float64Array {
 
 // ---------------------------------------------------------------- pipelines
 
-/** One kernel family: its module, explicit bind-group layout, and pipelines by override constants. */
-interface Family {
-  module: GPUShaderModule;
-  layout: GPUBindGroupLayout;
-  cache: Map<string, GPUComputePipeline>;
-}
-type FamilyName = SurfacePath | 'small' | 'unrolled';
+type SurfaceKernelName = Exclude<SurfaceKernel, 'auto'> | 'direct';
 
-const pipelines = perDevice((device): Record<FamilyName, Family> => {
-  const ro = 'read-only-storage' as const;
-  const family = (name: FamilyName, code: string, types: GPUBufferBindingType[]): Family => ({
-    module: device.createShaderModule({ label: `surface.${name}Module`, code }),
-    layout: computeBindGroupLayout(device, `surface.${name}Layout`, types),
-    cache: new Map(),
-  });
-  return {
-    projected: family('projected', projectedSrc, ['uniform', ro, ro, ro, 'storage', 'uniform']),
-    direct: family('direct', directSrc, ['uniform', ro, ro, ro, ro, 'storage']),
-    small: family('small', smallSrc, ['uniform', ro, ro, 'uniform', 'storage']),
-    unrolled: family('unrolled', unrolledSrc, ['uniform', ro, ro, 'storage']),
-  };
-});
-
-/** The projected kernel's sample-loop cap for B: the smallest power of two ≥ max(B, 2). */
-export function sampleCap(B: number): number {
-  let nb = 2;
-  while (nb < B) nb *= 2;
-  return nb;
-}
-
-function pipelineKey(wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): string {
-  return `${wg}/${nb}/${uni ? 1 : 0}/${geometric ? 1 : 0}/${fixed.K}/${fixed.r}/${fixed.mask ?? 0}`;
-}
-
-/** Whether the unrolled pipeline for these constants is already compiled on this device. */
-function unrolledCompiled(device: GPUDevice, wg: number, B: number, geometric: boolean, K: number, mask: number): boolean {
-  return pipelines(device).unrolled.cache.has(pipelineKey(wg, B, true, geometric, { K, r: 0, mask }));
-}
-
-function pipelineFor(
-  device: GPUDevice,
-  path: FamilyName,
-  wg: number,
-  nb: number,
-  uni = true,
-  geometric = false,
-  fixed: { K: number; r: number; mask?: number } = { K: 0, r: 0 },
-): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
-  const { module, layout, cache } = pipelines(device)[path];
-  const key = pipelineKey(wg, nb, uni, geometric, fixed);
-  let pipeline = cache.get(key);
-  if (!pipeline) {
-    const constants: Record<string, number> =
-      path === 'projected'
-        ? { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 }
-        : path === 'small'
-          ? { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r }
-          : path === 'unrolled'
-            ? { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0, GEOM: geometric ? 1 : 0 }
-            : { WG_X: wg };
-    pipeline = device.createComputePipeline({
-      label: `surface.${path}Pipeline`,
-      layout: device.createPipelineLayout({ label: `surface.${path}PipelineLayout`, bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: 'main', constants },
-    });
-    cache.set(key, pipeline);
-  }
-  return { pipeline, layout };
+/** The override constants of a surface kernel's pipeline. */
+function surfaceConstants(kernel: SurfaceKernelName, wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): Record<string, number> {
+  if (kernel === 'general') return { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 };
+  if (kernel === 'b2') return { WG_X: wg, GEOM: geometric ? 1 : 0, FK: fixed.K, FR: fixed.r };
+  if (kernel === 'unrolled') return { WG_X: wg, NB: nb, FK: fixed.K, UMASK: fixed.mask ?? 0, GEOM: geometric ? 1 : 0 };
+  return { WG_X: wg };
 }
 
 // ---------------------------------------------------------------- handle
@@ -645,44 +558,26 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const path = opts.path ?? 'projected';
   if (path !== 'projected' && path !== 'direct') throw new DlgInputError('path', "'projected' or 'direct'", describe(path));
   const label = opts.label ?? 'surface';
-  if (path === 'projected' && B > PROJECTED_MAX_B) {
-    throw new DlgInputError('scenario', `B ≤ ${PROJECTED_MAX_B} for the projected surface kernel (use path 'direct')`, `B = ${B}`);
-  }
   if (opts.workgroupSize !== undefined && (!Number.isInteger(opts.workgroupSize) || opts.workgroupSize < 1 || opts.workgroupSize > device.limits.maxComputeWorkgroupSizeX)) {
     throw new DlgInputError('workgroupSize', `an integer in [1, ${device.limits.maxComputeWorkgroupSizeX}]`, describe(opts.workgroupSize));
-  }
-  if (path === 'direct' && B * K > DIRECT_MAX_BK) {
-    throw new DlgInputError('scenario', `B·K ≤ ${DIRECT_MAX_BK} for the direct surface kernel`, `B·K = ${B * K}`);
   }
   const kernelOpt = opts.kernel ?? 'auto';
   if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'unrolled' && kernelOpt !== 'general') {
     throw new DlgInputError('kernel', "'auto', 'b2', 'unrolled' or 'general'", describe(kernelOpt));
   }
   const invN = 1 / normaliser(B, K, scenario.reduction);
+  // The general kernel's B cap comes first: the precompute below is O(B²) memory.
+  if (path === 'projected' && B > PROJECTED_MAX_B) chooseKernel('surface', { B, K, r: 0, res, unrolledCompiled: false }, device, 'general');
   const pre = path === 'projected' ? surfacePrecompute(scenario, plane) : null;
-  const smallFits = pre !== null && B <= 2 && K * (5 + pre.r) <= SMALL_MAX_C;
-  if (pre && kernelOpt === 'b2' && !smallFits) {
-    throw new DlgInputError('kernel', `'b2' only for B ≤ 2 and K·(5 + r) ≤ ${SMALL_MAX_C}`, `B = ${B}, K = ${K}, r = ${pre.r}`);
-  }
-  // Unrolled: B, K ≤ 16 and its row block within workgroup memory (2B slots at most).
-  const unrolledFloats = 8 * B * K + K + 2 * (2 * B) * B + 2 * B * K + 1;
-  const unrolledFits =
-    pre !== null && B <= UNROLLED_MAX_B && K <= UNROLLED_MAX_K && 4 * unrolledFloats <= Math.min(UNROLLED_MAX_FLOATS * 4, device.limits.maxComputeWorkgroupStorageSize);
-  if (pre && kernelOpt === 'unrolled' && !unrolledFits) {
-    throw new DlgInputError('kernel', `'unrolled' only for B ≤ ${UNROLLED_MAX_B} and K ≤ ${UNROLLED_MAX_K}`, `B = ${B}, K = ${K}`);
-  }
   // Grid step along α (the shared-exp kernels advance e^{−t} by e^{−tu·step} along a row).
   const step = (plane.alpha[1] - plane.alpha[0]) / (res - 1);
   // Unrolled kernel: one exp per sample and output for its 4 points where every ρ^m (m ≤ 3) is within e^{±20}.
   const geoUFits = pre !== null && (opts.geometric ?? true) && pre.zu.every((zu) => Math.abs(zu * 3 * step) <= 20);
   const wgU = opts.workgroupSize ?? UNROLLED_WG_X;
   const maskU = uMask(plane, B, D);
-  const unrolledAuto =
-    pre !== null &&
-    unrolledFits &&
-    unrolledPreferred(device) &&
-    autoPrefersUnrolled({ res, B, K, r: pre.r, small: smallFits, compiled: unrolledCompiled(device, wgU, B, geoUFits, K, maskU) });
-  const kernel: Exclude<SurfaceKernel, 'auto'> | null = !pre ? null : kernelOpt === 'auto' ? (unrolledAuto ? 'unrolled' : smallFits ? 'b2' : 'general') : kernelOpt;
+  const unrolledCompiled = hasKernelPipeline(device, kernelSpec('surface', 'unrolled'), 'main', surfaceConstants('unrolled', wgU, B, true, geoUFits, { K, r: 0, mask: maskU }));
+  const choice = chooseKernel('surface', { B, K, r: pre?.r ?? 0, res, unrolledCompiled }, device, path === 'direct' ? 'direct' : kernelOpt);
+  const kernel = pre ? (choice.spec.name as Exclude<SurfaceKernel, 'auto'>) : null;
   // Samples padded with zero rows to the kernel's B: 2 (small), NB (general, guard-free loops) or B itself (unrolled).
   const lay = pre ? kernelLayout(pre, scenario, kernel === 'b2' ? 2 : kernel === 'unrolled' ? B : sampleCap(B), invN) : null;
   const geoU = kernel === 'unrolled' && geoUFits;
@@ -714,9 +609,10 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   // The small kernel with K and r fixed (unrolled loops) where K·(r + 1) is small, else read from P.
   const fixed = kernel === 'b2' && pre && opts.fixedLoops !== false && K * (pre.r + 1) <= SMALL_FIXED_MAX ? { K, r: pre.r } : { K: 0, r: 0 };
   const wgX = rowsU ? wgU : (opts.workgroupSize ?? WG_X);
-  const { pipeline, layout } = rowsU
-    ? pipelineFor(device, 'unrolled', wgX, B, true, geometric, { K, r: 0, mask: rowsU.mask })
-    : pipelineFor(device, kernel === 'b2' ? 'small' : path, wgX, sampleCap(B), uni, geometric, fixed);
+  const name: SurfaceKernelName = kernel ?? 'direct';
+  const nb = rowsU ? B : sampleCap(B);
+  const pipeline = kernelPipeline(device, choice.spec, 'main', surfaceConstants(name, wgX, nb, uni, geometric, rowsU ? { K, r: 0, mask: rowsU.mask } : fixed));
+  const layout = registryLayout(device, choice.spec);
   const params = uniformBuffer(device, `${label}.params`, 32);
   // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
   const resPad = path === 'projected' ? Math.ceil(res / 16) * 16 : res;
@@ -835,6 +731,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     resolution: res,
     path,
     kernel,
+    why: choice.why,
     geometric,
     fixedLoops: fixed.K > 0,
     tileRows,
