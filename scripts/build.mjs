@@ -1,5 +1,6 @@
 // Builds the Node entry + CLI (dist/node) and the browser bundle (dist/browser) with esbuild.
 import { build } from 'esbuild';
+import { nodeExternals } from './node-externals.mjs';
 import { fileURLToPath } from 'node:url';
 
 // Paths are the repository's, from whatever folder this runs in.
@@ -10,7 +11,7 @@ await build({
   ...common,
   platform: 'node',
   target: 'node20',
-  packages: 'external',
+  external: nodeExternals,
   entryPoints: { index: 'src/node.ts', cli: 'src/cli/main.ts' },
   outdir: 'dist/node',
 });

@@ -1,6 +1,7 @@
 // Runs a TypeScript entry (bench or script): bundles it with esbuild (WGSL as text, packages
 // external) into a temp file next to node_modules, then runs it with the given arguments.
 import { build } from 'esbuild';
+import { nodeExternals } from './node-externals.mjs';
 import { mkdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { runQuiet } from './quiet-dawn.mjs';
@@ -19,7 +20,7 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
-  packages: 'external',
+  external: nodeExternals,
   loader: { '.wgsl': 'text' },
   sourcemap: 'inline',
   logLevel: 'warning',

@@ -11,10 +11,10 @@ import { lmMisfit } from './engine-lm.js';
 import { DlgInputError, DlgRuntimeError, describe, requireFiniteArray, requireFiniteNumber, requireOneOf, requirePositiveInt } from '../core/errors.js';
 import { type LabelInference, inferLabels, isOneHot } from '../analysis/labels.js';
 import { type ReconstructionMetrics, imageSide, psnrPeak, reconstructionMetrics } from '../analysis/matching.js';
-import { type Layer, gradientNormSq, matchL2, matchLoss } from '../core/model.js';
+import { gradientNormSq, matchL2, matchLoss } from '../core/model.js';
 import { Rng } from '../core/rng.js';
 import type { Scenario } from '../core/scenario.js';
-import { lmRefine } from '../analysis/lm.js';
+import { type PolishReport, finiteOrNull, layerFor, polishRestarts, rows, sameUpToOrder } from './polish.js';
 import { isCpuDevice } from '../gpu/gpu.js';
 import { type ReduceMode, type SubspaceReduction, type RegimeInfo, analyseScenario } from '../analysis/reduce.js';
 import { solutionDimension } from '../analysis/diagnose.js';
@@ -153,29 +153,10 @@ export const ATTACK_DEFAULTS = {
 export const LM_DEFAULTS = { restarts: 32, iterations: 50, readbackEvery: 5, stopAfterFraction: 0.25 };
 /** The first-order method 'auto' picks where lm does not apply. */
 export const AUTO_FIRST_ORDER: Optimizer = 'adam';
-/** Largest problem (unknowns) the float64 LM polish takes on (a Cholesky of n×n per step); beyond, L-BFGS. */
-export const LM_POLISH_MAX_UNKNOWNS = 512;
-/** Polish looks at up to this many times `polish` basins until one fits exactly (LM polish only). */
-const POLISH_SEARCH = 4;
-/** Float64 LM steps per polished restart (quadratic convergence: a handful from a device point). */
-export const LM_POLISH_ITERATIONS = 100;
-/** The float64 LM polish stops at L_r ≤ this·(‖∇W‖² + ‖∇b‖²): machine precision. */
-const LM_POLISH_TOL = 1e-30;
 /** Solution-manifold dimensions (B·D − rank J) are computed at the reconstruction up to this many Jacobian entries. */
 const MAX_JACOBIAN_ENTRIES = 4_000_000;
 
-/** Float64 L-BFGS iterations per polished restart, and its stopping point (relative to ‖∇W‖²+‖∇b‖²). */
-export const POLISH_ITERATIONS = 100;
-const POLISH_TOL = 1e-26;
-/** A polished point "fits exactly" below this relative L_r (f32 read-back of the point limits it to ~1e-15). */
-const EXACT_REL_LOSS = 1e-14;
-/** Two exact solutions are distinct when their matched relative distance exceeds this: the success scale, so
- * that points of one flat valley that the polish left apart do not count as two answers. */
-const DISTINCT_REL = 1e-3;
-/** Polish picks skip device points this close (matched relative distance) to an earlier pick: the same basin. */
-const PICK_DISTINCT_REL = 1e-2;
-/** Polish picks look this many times as deep as the number of picks into the restarts, by loss. */
-const PICK_SCAN = 64;
+export { LM_POLISH_ITERATIONS, LM_POLISH_MAX_UNKNOWNS, POLISH_ITERATIONS } from './polish.js';
 
 export const DEFAULT_LR: Record<Optimizer, number> = { adam: 0.05, lbfgs: 1, gd: 0.1, lm: 1 };
 
@@ -425,30 +406,10 @@ export interface AttackResult {
     best: number;
   };
   /**
-   * Host float64 L-BFGS refinement of the best device restarts (absent when polish = 0).
+   * Host float64 refinement of the best device restarts (absent when polish = 0).
    * The reconstruction is the best refined point; restarts.* describe the device restarts as they were.
    */
-  polish?: {
-    /** 'lm': float64 Levenberg–Marquardt (the default for the l2 loss); 'lbfgs' for cosine or very large problems. */
-    method: 'lm' | 'lbfgs';
-    restarts: number[];
-    iterations: number;
-    lossBefore: (number | null)[];
-    lossAfter: (number | null)[];
-    chosen: number;
-    /**
-     * Distinct polished points that fit the gradient exactly (L_r ≤ 1e-14·(‖∇W‖²+‖∇b‖²) in float64),
-     * each B×D. More than one means the gradient does not single out the input: several exact
-     * solutions exist (beyond row swaps), and which one is returned is arbitrary.
-     */
-    exactSolutions: number[][][];
-    ambiguous: boolean;
-    /**
-     * With ground truth only: whether one of exactSolutions is the truth (relative error < 1e-3, labels
-     * consistent). Ambiguous and true: the attack found the input, up to a choice the gradient cannot make.
-     */
-    truthAmongExact?: boolean;
-  };
+  polish?: PolishReport;
   metrics?: ReconstructionMetrics;
   /** Minimum best loss over restarts after each readback. */
   history: { iteration: number[]; bestLoss: (number | null)[] };
@@ -467,18 +428,6 @@ export interface AttackResult {
 
 /** What applies to --method analytic: no restarts, iterations or optimizer run. */
 export type AnalyticOptionsOut = Pick<ResolvedAttackOptions, 'method' | 'labels' | 'loss' | 'tol'> & { maxLabelings?: number; tolAbs: number };
-
-function rows(data: ArrayLike<number>, r: number, c: number, off = 0): number[][] {
-  const out: number[][] = [];
-  for (let i = 0; i < r; i++) {
-    const row = new Array<number>(c);
-    for (let j = 0; j < c; j++) row[j] = data[off + i * c + j];
-    out.push(row);
-  }
-  return out;
-}
-
-const finiteOrNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
 /** Linear-interpolation quantiles over the finite values (null when there are none). */
 export function lossQuantiles(values: ArrayLike<number>): LossQuantiles {
@@ -522,10 +471,6 @@ export function gradientInitScale(gradient: { W: ArrayLike<number>; b: ArrayLike
   return Number.isFinite(R) && R > 0 ? R / Math.sqrt(D) : 1;
 }
 
-function layerFor(s: Scenario, y: Float64Array): Layer {
-  return { B: s.B, D: s.D, K: s.K, W: s.W, b: s.b, y, reduction: s.reduction };
-}
-
 function checkScenario(s: unknown): Scenario {
   if (s === null || typeof s !== 'object') throw new DlgInputError('scenario', 'a parsed scenario (parseScenario)', describe(s));
   const sc = s as Scenario;
@@ -542,49 +487,11 @@ function checkScenario(s: unknown): Scenario {
   return sc;
 }
 
-/**
- * Which restarts to polish: by best device loss, skipping points within PICK_DISTINCT_REL (matched) of
- * an earlier pick with the same labelling, so that distinct basins, and with them every exact solution
- * the restarts found, get polished (the best few restarts often sit on one solution); the best restarts
- * left over fill the remaining picks. Scans at most PICK_SCAN·n restarts.
- */
-function polishPicks(order: number[], pts: Float32Array, labelings: Float64Array[], P: number, B: number, D: number, K: number, n: number): number[] {
-  const BD = B * D;
-  const picks: number[] = [];
-  const scan = order.slice(0, Math.min(order.length, PICK_SCAN * n));
-  for (const p of scan) {
-    if (picks.length === n) break;
-    const y = labelings[Math.floor(p / P)];
-    const x = pts.subarray(p * BD, (p + 1) * BD);
-    if (!x.every(Number.isFinite)) continue;
-    const near = picks.some((q) => {
-      const yq = labelings[Math.floor(q / P)];
-      if (!sameUpToOrder(yq, y, B, K)) return false;
-      return reconstructionMetrics(x, pts.subarray(q * BD, (q + 1) * BD), { B, D, K, reconLabels: y, trueLabels: yq }).relativeError < PICK_DISTINCT_REL;
-    });
-    if (!near) picks.push(p);
-  }
-  for (const p of order) {
-    if (picks.length === n) break;
-    if (!picks.includes(p)) picks.push(p);
-  }
-  return picks;
-}
+/** Everything the attack's phases share, fixed before any work: the plan, tolerances, labellings, scorers. */
+type AttackContext = ReturnType<typeof prepareAttack>;
 
-function sameUpToOrder(a: ArrayLike<number>, b: ArrayLike<number>, B: number, K: number): boolean {
-  const key = (y: ArrayLike<number>) => Array.from({ length: B }, (_, n) => Array.from({ length: K }, (_, k) => y[n * K + k]).join(',')).sort().join(';');
-  return key(a) === key(b);
-}
-
-/**
- * Runs the attack. `device` null means the float64 CPU engine (only when the user asked for it).
- * Throws DlgInputError for bad options or scenarios, before any work is done.
- *
- * The plan (planAttack) fixes the regime: in the subspace regime every restart, the polish and the
- * restart statistics work on the reduced scenario (D = B), and the result is lifted back (x = C·Vᵀ);
- * the reconstruction's loss and metrics are always those of the original problem.
- */
-export async function attack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions = {}, adapterName?: string): Promise<AttackResult> {
+/** Validates, plans (regime, reduction, optimizer, engine) and derives what every phase needs. */
+function prepareAttack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions) {
   const t0 = performance.now();
   const sc = checkScenario(scenario);
   const plan = planAttack(sc, options, device);
@@ -660,50 +567,58 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
     ...(m.labelAccuracy !== undefined ? { labelAccuracy: m.labelAccuracy } : {}),
   });
 
-  if (o.method === 'analytic') {
-    if (B !== 1) throw new DlgInputError('method', `'optimize' for B = ${B} (${ANALYTIC_B_EXPLANATION})`, `'analytic' with B = ${B}`);
-    const { x } = analyticRecover(sc, sc.gradient);
-    const y = labelings[0];
-    const loss = matchL2(layerFor(sc, y), sc.gradient, x).loss;
-    const objective = matchLoss(o.loss, layerFor(sc, y), sc.gradient, x).loss;
-    const m = truth ? score(x, y) : undefined;
-    const outcome: RestartOutcome = !Number.isFinite(objective) ? 'non-finite' : objective <= tolAbs ? 'converged' : 'stalled';
-    const result: AttackResult = {
-      format: 'dlg-attack-result/1',
-      reconstruction: rows(x, B, sc.D),
-      loss,
-      objective: { kind: o.loss, value: objective },
-      labels: rows(y, B, K),
-      labelInference: labelInferenceOut(0, [{ bestLoss: finiteOrNull(objective), ...(m ? { successFraction: m.success ? 1 : 0 } : {}) }]),
-      method: 'analytic',
-      regime: regimeOut(),
-      engine: { kernel: 'analytic', backend: 'cpu', why: 'B = 1: x = ∇W[:, k] / ∇b[k] exactly (no optimisation)' },
-      iterations: 0,
-      stoppedBy: 'analytic',
-      wallTimeMs: 0,
-      timing: { planMs: tPlan - t0, engineSetupMs: 0, runMs: 0, polishMs: 0 },
-      adapter: 'host (analytic recovery, float64)',
-      backend: 'cpu',
-      restarts: {
-        count: 1,
-        perLabeling: 1,
-        finalLoss: [finiteOrNull(objective)],
-        quantiles: lossQuantiles([objective]),
-        outcome: [outcome],
-        counts: { converged: outcome === 'converged' ? 1 : 0, stalled: outcome === 'stalled' ? 1 : 0, nonFinite: outcome === 'non-finite' ? 1 : 0 },
-        iterations: [0],
-        ...(m ? { successFraction: m.success ? 1 : 0 } : {}),
-        best: 0,
-      },
-      ...(m ? { metrics: metricsOf(m) } : {}),
-      history: { iteration: [], bestLoss: [] },
-      options: { method: o.method, labels: o.labels, ...(o.labels === 'infer' ? { maxLabelings: o.maxLabelings } : {}), loss: o.loss, tol: o.tol, tolAbs },
-    };
-    if (!result.labelInference) delete result.labelInference;
-    result.wallTimeMs = performance.now() - t0;
-    return result;
-  }
+  return { device, t0, tPlan, sc, plan, dev, o, work, B, K, D, lift, target, gNorm, outside, tolAbs, tolWork, lrEffective, optionsOut, truth, labelings, regimeOut, labelInferenceOut, score, scoreWork, metricsOf };
+}
 
+/** --method analytic (B = 1): x = ∇W[:, k] / ∇b[k] exactly, no restarts. */
+function analyticAttack(ctx: AttackContext): AttackResult {
+  const { t0, tPlan, sc, o, B, K, tolAbs, truth, labelings, regimeOut, labelInferenceOut, score, metricsOf } = ctx;
+  if (B !== 1) throw new DlgInputError('method', `'optimize' for B = ${B} (${ANALYTIC_B_EXPLANATION})`, `'analytic' with B = ${B}`);
+  const { x } = analyticRecover(sc, sc.gradient);
+  const y = labelings[0];
+  const loss = matchL2(layerFor(sc, y), sc.gradient, x).loss;
+  const objective = matchLoss(o.loss, layerFor(sc, y), sc.gradient, x).loss;
+  const m = truth ? score(x, y) : undefined;
+  const outcome: RestartOutcome = !Number.isFinite(objective) ? 'non-finite' : objective <= tolAbs ? 'converged' : 'stalled';
+  const result: AttackResult = {
+    format: 'dlg-attack-result/1',
+    reconstruction: rows(x, B, sc.D),
+    loss,
+    objective: { kind: o.loss, value: objective },
+    labels: rows(y, B, K),
+    labelInference: labelInferenceOut(0, [{ bestLoss: finiteOrNull(objective), ...(m ? { successFraction: m.success ? 1 : 0 } : {}) }]),
+    method: 'analytic',
+    regime: regimeOut(),
+    engine: { kernel: 'analytic', backend: 'cpu', why: 'B = 1: x = ∇W[:, k] / ∇b[k] exactly (no optimisation)' },
+    iterations: 0,
+    stoppedBy: 'analytic',
+    wallTimeMs: 0,
+    timing: { planMs: tPlan - t0, engineSetupMs: 0, runMs: 0, polishMs: 0 },
+    adapter: 'host (analytic recovery, float64)',
+    backend: 'cpu',
+    restarts: {
+      count: 1,
+      perLabeling: 1,
+      finalLoss: [finiteOrNull(objective)],
+      quantiles: lossQuantiles([objective]),
+      outcome: [outcome],
+      counts: { converged: outcome === 'converged' ? 1 : 0, stalled: outcome === 'stalled' ? 1 : 0, nonFinite: outcome === 'non-finite' ? 1 : 0 },
+      iterations: [0],
+      ...(m ? { successFraction: m.success ? 1 : 0 } : {}),
+      best: 0,
+    },
+    ...(m ? { metrics: metricsOf(m) } : {}),
+    history: { iteration: [], bestLoss: [] },
+    options: { method: o.method, labels: o.labels, ...(o.labels === 'infer' ? { maxLabelings: o.maxLabelings } : {}), loss: o.loss, tol: o.tol, tolAbs },
+  };
+  if (!result.labelInference) delete result.labelInference;
+  result.wallTimeMs = performance.now() - t0;
+  return result;
+}
+
+/** Runs every restart on the engine (device kernel or host float64 engine) through the run loop. */
+async function runRestarts(ctx: AttackContext) {
+  const { sc, dev, o, work, B, D, target, outside, tolWork, lrEffective, labelings } = ctx;
   const G = labelings.length;
   const P = o.restarts;
   const total = P * G;
@@ -776,6 +691,23 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   const st = status;
   const pts = bestPoints;
 
+  return { G, P, total, BD, x0, status: st, points: pts, done, stoppedBy, history, traj, kernel, kernelWhy, tSetup, tRun };
+}
+
+/**
+ * Runs the attack. `device` null means the float64 CPU engine (only when the user asked for it).
+ * Throws DlgInputError for bad options or scenarios, before any work is done.
+ *
+ * The plan (planAttack) fixes the regime: in the subspace regime every restart, the polish and the
+ * restart statistics work on the reduced scenario (D = B), and the result is lifted back (x = C·Vᵀ);
+ * the reconstruction's loss and metrics are always those of the original problem.
+ */
+export async function attack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions = {}, adapterName?: string): Promise<AttackResult> {
+  const ctx = prepareAttack(device, scenario, options);
+  if (ctx.o.method === 'analytic') return analyticAttack(ctx);
+  const { t0, tPlan, sc, plan, dev, o, work, B, K, D, lift, target, gNorm, outside, labelings, regimeOut, labelInferenceOut, score, scoreWork, metricsOf, optionsOut, truth } = ctx;
+  const { G, P, total, BD, x0, status: st, points: pts, done, stoppedBy, history, traj, kernel, kernelWhy, tSetup, tRun } = await runRestarts(ctx);
+
   // Restarts by best loss, first index on ties (deterministic); the best one, unless polishing finds better.
   const order = Array.from({ length: total }, (_, p) => p).sort((a, b) => {
     const la = Number.isFinite(st.bestLoss[a]) ? st.bestLoss[a] : Infinity;
@@ -787,81 +719,14 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   let polishOut: AttackResult['polish'];
   const tPolish0 = performance.now();
   if (o.polish > 0) {
-    const useLm = o.loss === 'l2' && BD <= LM_POLISH_MAX_UNKNOWNS;
-    // Where an exact fit is possible, keep polishing further basins (up to POLISH_SEARCH× as many) until
-    // one fits exactly: the lowest device losses can all sit in spurious local minima.
-    const exactPossible = o.loss === 'l2' && outside <= EXACT_REL_LOSS * gNorm;
-    const candidates = polishPicks(order, pts, labelings, P, B, D, K, Math.min(o.polish * (exactPossible ? POLISH_SEARCH : 1), total));
-    const fitsExactly = (x: Float64Array, y: Float64Array): boolean => matchL2(layerFor(work, y), target, x).loss + outside <= EXACT_REL_LOSS * gNorm;
-    let foundExact = false;
-    const before: (number | null)[] = [];
-    const after: (number | null)[] = [];
-    let bestAfter = Infinity;
-    let bestIdx = 0;
-    let polishIterations = 0;
-    const polished: Float64Array[] = [];
-    for (let i = 0; i < candidates.length && (i < o.polish || !foundExact); i++) {
-      const p = candidates[i];
-      const y = labelings[Math.floor(p / P)];
-      const layer = layerFor(work, y);
-      const start = Float64Array.from(pts.subarray(p * BD, (p + 1) * BD));
-      let x = Float64Array.from(start);
-      if (useLm) {
-        const lambda0 = st.lambda && Number.isFinite(st.lambda[p]) ? st.lambda[p] : undefined;
-        polishIterations = Math.max(polishIterations, lmRefine(layer, target, x, LM_POLISH_ITERATIONS, LM_POLISH_TOL * gNorm, lambda0).iterations);
-      } else {
-        const cpu = createCpuEngine({
-          layer, target, P: 1, optimizer: 'lbfgs', lr: 1, loss: o.loss,
-          tolAbs: o.loss === 'cosine' ? 0 : POLISH_TOL * gNorm, label: 'attack.polish',
-        });
-        cpu.setInputs(start);
-        cpu.run(POLISH_ITERATIONS);
-        // The engine keeps its best point in float64 and hands it back as f32: far below the 1e-3 success scale.
-        x = Float64Array.from(await cpu.readBest());
-        cpu.destroy();
-        polishIterations = POLISH_ITERATIONS;
-      }
-      const vBefore = matchLoss(o.loss, layer, target, start).loss;
-      let vAfter = matchLoss(o.loss, layer, target, x).loss;
-      // Never worse than where it started (the f32 read-back could in principle lose the gain).
-      if (!(vAfter <= vBefore)) {
-        x.set(start);
-        vAfter = vBefore;
-      }
-      before.push(finiteOrNull(vBefore + (o.loss === 'l2' ? outside : 0)));
-      after.push(finiteOrNull(vAfter + (o.loss === 'l2' ? outside : 0)));
-      polished.push(x);
-      if (useLm && fitsExactly(x, y)) foundExact = true;
-      if (vAfter < bestAfter) {
-        bestAfter = vAfter;
-        bestIdx = i;
-      }
-    }
-    const picks = candidates.slice(0, polished.length);
-    // Distinct exact solutions among the polished points (row order and equal-label swaps aside).
-    const exact: { x: Float64Array; y: Float64Array; i: number }[] = [];
-    for (let i = 0; i < picks.length; i++) {
-      const y = labelings[Math.floor(picks[i] / P)];
-      if (!fitsExactly(polished[i], y)) continue;
-      const isNew = exact.every((e) => {
-        if (!sameUpToOrder(e.y, y, B, K)) return true;
-        const m = reconstructionMetrics(polished[i], e.x, { B, D, K, reconLabels: y, trueLabels: e.y });
-        return !(m.relativeError < DISTINCT_REL);
-      });
-      if (isNew) exact.push({ x: polished[i], y, i });
-    }
-    // Several exact solutions fit equally well (their float64 losses differ at roundoff): return the
-    // one from the best device restart, a choice that does not hang on that roundoff.
-    if (exact.length > 0) bestIdx = exact[0].i;
-    bestP = picks[bestIdx];
-    recon = polished[bestIdx];
-    polishOut = {
-      method: useLm ? 'lm' : 'lbfgs',
-      restarts: picks, iterations: polishIterations, lossBefore: before, lossAfter: after, chosen: bestIdx,
-      exactSolutions: exact.map((e) => rows(lift(e.x), B, sc.D)),
-      ambiguous: exact.length > 1,
-      ...(truth ? { truthAmongExact: exact.some((e) => score(lift(e.x), e.y).success) } : {}),
-    };
+    const polished = await polishRestarts({
+      count: o.polish, loss: o.loss, work, target, labelings, P, order, points: pts, lambda: st.lambda, gNorm, outside,
+      exactSolution: (x: Float64Array) => rows(lift(x), B, sc.D),
+      ...(truth ? { isTruth: (x: Float64Array, y: Float64Array) => score(lift(x), y).success } : {}),
+    });
+    bestP = polished.best;
+    recon = polished.point;
+    polishOut = polished.report;
   }
   const tPolish = performance.now() - tPolish0;
   const chosen = Math.floor(bestP / P);
@@ -952,5 +817,4 @@ export async function attack(device: GPUDevice | null, scenario: Scenario, optio
   };
   if (!result.labelInference) delete result.labelInference;
   result.wallTimeMs = performance.now() - t0;
-  return result;
-}
+  return result;}

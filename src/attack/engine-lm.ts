@@ -19,6 +19,7 @@ import {
 import { DlgInputError } from '../core/errors.js';
 import { LM_LAMBDA0 } from '../analysis/lm.js';
 import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { uniformView } from '../gpu/uniforms.js';
 import { type KernelSpec, LM_CAPS, chooseKernel, kernelLayout, kernelPipeline } from '../gpu/kernels.js';
 
 export { LM_CAPS };
@@ -53,19 +54,6 @@ const UNBOUNDED = { maxStorageBufferBindingSize: Infinity, maxBufferSize: Infini
 /** Whether the GPU lm kernel runs (B, D, K) (see lmMisfit). */
 export function fitsLm(B: number, D: number, K: number, device?: GPUDevice): boolean {
   return lmMisfit(B, D, K, device) === null;
-}
-
-/**
- * LmParams of attack/lm.wgsl: twelve 4-byte scalars in declaration order (no padding). Packed by hand:
- * webgpu-utils 2.x (makeShaderDataDefinitions) needs Float16Array, which Node 20 lacks.
- */
-const LM_PARAMS_U32 = ['total', 'P', 'iters', 'first', 'count', 'chunk', 'dispatchX', 'gStride'] as const;
-const LM_PARAMS_BYTES = 48;
-function packLmParams(v: Record<(typeof LM_PARAMS_U32)[number], number> & { invN: number }): ArrayBuffer {
-  const buf = new ArrayBuffer(LM_PARAMS_BYTES);
-  new Uint32Array(buf, 0, 8).set(LM_PARAMS_U32.map((k) => v[k]));
-  new Float32Array(buf, 32, 4).set([v.invN, LM_LAMBDA0, 0, 0]);
-  return buf;
 }
 
 /** Per group: y (B×K), G (D×K), g (K), tolAbs — as f32 (the kernel's grp layout). */
@@ -135,13 +123,15 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, spec
   const N = o.reduction === 'mean' ? B * K : 1;
 
   // one uniform block and bind group per (chunk, full | rest); the rest's iteration count is rewritten per run
+  const pv = uniformView(spec, 'prm');
   const writeParams = (buf: GPUBuffer, c: { first: number; count: number }, iters: number, dispatchX: number): void => {
-    device.queue.writeBuffer(buf, 0, packLmParams({ total, P: o.P, iters, first: c.first, count: c.count, chunk, dispatchX, gStride, invN: 1 / N }));
+    pv.set({ total, P: o.P, iters, first: c.first, count: c.count, chunk, dispatchX, gStride, invN: 1 / N, lambda0: LM_LAMBDA0 });
+    device.queue.writeBuffer(buf, 0, pv.arrayBuffer);
   };
   const slots = chunks.map((c, ci) => {
     const [dx, dy] = dispatch2d(device, Math.ceil(c.count / wg));
     const mk = (which: string, iters: number) => {
-      const params = uniformBuffer(device, `${label}.lm.params.${which}${ci}`, LM_PARAMS_BYTES);
+      const params = uniformBuffer(device, `${label}.lm.params.${which}${ci}`, pv.arrayBuffer.byteLength);
       writeParams(params, c, iters, dx);
       const bindGroup = device.createBindGroup({
         label: `${label}.lm.${which}BindGroup${ci}`,

@@ -34,6 +34,7 @@ import {
 } from './engine-cpu.js';
 import { DlgInputError } from '../core/errors.js';
 import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { type StructuredView, uniformView } from '../gpu/uniforms.js';
 import { type KernelChoice, type KernelContext, chooseKernel, kernelLayout, kernelPipeline, lbfgsWorkgroupSize } from '../gpu/kernels.js';
 import { streamColumns } from '../objective/objective.js';
 import { type LmTuning, createLmEngine } from './engine-lm.js';
@@ -88,17 +89,16 @@ export function optimizerStride(o: ResolvedEngineOptions): number {
   return 2 * LBFGS_MAX_HISTORY * BD + LBFGS_MAX_HISTORY + 4 + BD;
 }
 
-const PARAMS_BYTES = 96;
-
-function packParams(o: ResolvedEngineOptions, iters: number, dispatchX: number, optStride: number): ArrayBuffer {
-  const buf = new ArrayBuffer(PARAMS_BYTES);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
+/** Params of attack/common.wgsl for one dispatch length, into the kernel's view of that struct. */
+function packParams(view: StructuredView, o: ResolvedEngineOptions, iters: number, dispatchX: number, optStride: number): ArrayBuffer {
   const { B, D, K } = o;
   const N = o.reduction === 'mean' ? B * K : 1;
-  u.set([B, D, K, B * D, D * K, B * K, o.P, o.total, iters, o.loss === 'cosine' ? 1 : 0, o.history, optStride, B * K + D * K + K + 2, dispatchX, 0, 0]);
-  f.set([o.lr, o.momentum, o.beta1, o.beta2, o.eps, 1 / N, 0, 0], 16);
-  return buf;
+  view.set({
+    B, D, K, BD: B * D, DK: D * K, BK: B * K, P: o.P, total: o.total, iters,
+    lossKind: o.loss === 'cosine' ? 1 : 0, history: o.history, optStride, gStride: B * K + D * K + K + 2, dispatchX,
+    lr: o.lr, momentum: o.momentum, beta1: o.beta1, beta2: o.beta2, eps: o.eps, invN: 1 / N,
+  });
+  return view.arrayBuffer;
 }
 
 /** Per group: y (B×K), G (D×K), g (K), tolAbs, ‖(G, g)‖ — as f32. */
@@ -195,8 +195,9 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
         ? STREAM_ITERS_PER_DISPATCH
         : WORKGROUP_ITERS_PER_DISPATCH;
 
-  const paramsFull = uniformBuffer(device, `${label}.paramsFull`, PARAMS_BYTES);
-  const paramsRest = uniformBuffer(device, `${label}.paramsRest`, PARAMS_BYTES);
+  const pv = uniformView(spec, 'prm');
+  const paramsFull = uniformBuffer(device, `${label}.paramsFull`, pv.arrayBuffer.byteLength);
+  const paramsRest = uniformBuffer(device, `${label}.paramsRest`, pv.arrayBuffer.byteLength);
   const layBuf = storageBuffer(device, `${label}.layer`, (D * K + K) * 4);
   const grpData = packGroups(o);
   const grpBuf = storageBuffer(device, `${label}.groups`, grpData.byteLength);
@@ -209,7 +210,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   lay.set(o.b, D * K);
   device.queue.writeBuffer(layBuf, 0, lay);
   device.queue.writeBuffer(grpBuf, 0, grpData);
-  device.queue.writeBuffer(paramsFull, 0, packParams(o, itersPerDispatch, dx, optStride));
+  device.queue.writeBuffer(paramsFull, 0, packParams(pv, o, itersPerDispatch, dx, optStride));
   // stream: one uniform block per group, [group index, 0, 0, 0 | W columns | the group's G columns]
   const colBufs =
     kernel === 'stream'
@@ -261,7 +262,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
       if (iterations === 0) return;
       const full = Math.floor(iterations / itersPerDispatch);
       const rest = iterations - full * itersPerDispatch;
-      if (rest > 0) device.queue.writeBuffer(paramsRest, 0, packParams(o, rest, dx, optStride));
+      if (rest > 0) device.queue.writeBuffer(paramsRest, 0, packParams(pv, o, rest, dx, optStride));
       const enc = device.createCommandEncoder({ label: `${label}.runEncoder` });
       const pass = enc.beginComputePass({ label: `${label}.runPass` });
       pass.setPipeline(pipeline);

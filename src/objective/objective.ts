@@ -14,11 +14,10 @@
  */
 import { DlgInputError, describe, requireFiniteArray, requireOneOf, requirePositiveInt } from '../core/errors.js';
 import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer, withErrorScopes, writeF32 } from '../gpu/gpu.js';
+import { uniformView } from '../gpu/uniforms.js';
 import { OBJECTIVE_CAPS, chooseKernel, kernelLayout, kernelPipeline, kernelSpec } from '../gpu/kernels.js';
 import { type Gradient, type Layer, normaliser } from '../core/model.js';
 
-/** Params in shaders/objective/common.wgsl: 12 words, then the pair kernel's two vec4s. */
-const PARAMS_BYTES = 80;
 
 export type ObjectiveRegime = 'invocation' | 'stream' | 'workgroup';
 
@@ -150,17 +149,13 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
 
   const BD = B * D;
   checkBindingSize(device, `x (P·B·D = ${P}·${B}·${D} f32 fake inputs)`, P * BD * 4);
-  const u = new ArrayBuffer(PARAMS_BYTES);
-  const ui = new Uint32Array(u);
-  const uf = new Float32Array(u);
+  const pv = uniformView(spec, 'prm');
   const invN = 1 / normaliser(B, K, opts.layer.reduction);
   const packed = packLayer(opts.layer, opts.target);
-  ui.set([B, D, K, P, BD, B * K, D * K]);
-  ui.set([D * K, D * K + K, D * K + K + B * K, 2 * D * K + K + B * K], 8);
-  uf[7] = invN;
+  pv.set({ B, D, K, P, BD, BK: B * K, DK: D * K, invN, ob: D * K, oy: D * K + K, oG: D * K + K + B * K, og: 2 * D * K + K + B * K });
   if (D === 1 && K === 1 && B <= 2) {
     const L = opts.layer;
-    uf.set([L.W[0], L.b[0], L.y[0], B > 1 ? L.y[1] : 0, opts.target.W[0], opts.target.b[0], 0, 0], 12);
+    pv.set({ pairLayer: [L.W[0], L.b[0], L.y[0], B > 1 ? L.y[1] : 0], pairTarget: [opts.target.W[0], opts.target.b[0], 0, 0] });
   }
   checkBindingSize(device, `layer constants (W, b, y, G, g: ${packed.length} f32)`, packed.length * 4);
   // objectivePair advances four restarts per invocation.
@@ -175,7 +170,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   const entryPoint = objectiveEntryPoint(regime, B, D, K);
   const stream = regime === 'stream';
   const pipelines = (stream ? STREAM_ENTRY_POINTS : [entryPoint]).map((ep) => objectivePipeline(device, regime, ep, wg, B, D, K));
-  const params = uniformBuffer(device, `${label}.params`, PARAMS_BYTES);
+  const params = uniformBuffer(device, `${label}.params`, pv.arrayBuffer.byteLength);
   const layerBuf = storageBuffer(device, `${label}.layer`, packed.byteLength);
   const xBuf = storageBuffer(device, `${label}.x`, P * BD * 4);
   const lossBuf = storageBuffer(device, `${label}.loss`, P * 4);
@@ -185,7 +180,7 @@ export function createObjective(device: GPUDevice, opts: ObjectiveOptions): Obje
   // stream: W and G by vec4 of features (see shaders/objective/stream.wgsl), in a 64 KiB uniform block
   const colsBuf = stream ? uniformBuffer(device, `${label}.columns`, 4 * 4 * 4096) : null;
   if (colsBuf) writeF32(device, colsBuf, streamColumns(opts.layer.W, opts.target.W, D, K));
-  device.queue.writeBuffer(params, 0, u);
+  device.queue.writeBuffer(params, 0, pv.arrayBuffer);
   writeF32(device, layerBuf, packed);
   const bindGroup = device.createBindGroup({
     label: `${label}.bindGroup`,
@@ -287,11 +282,9 @@ export function createVictimGradient(device: GPUDevice, layer: Layer): VictimGra
   const xBuf = storageBuffer(device, `${label}.x`, B * D * 4);
   const eBuf = storageBuffer(device, `${label}.e`, B * K * 4);
   const outBuf = storageBuffer(device, `${label}.out`, (D * K + K) * 4);
-  const u = new ArrayBuffer(32);
-  const ui = new Uint32Array(u);
-  ui.set([B, D, K, gxMax, D * K, D * K + K]);
-  new Float32Array(u)[6] = 1 / normaliser(B, K, layer.reduction);
-  device.queue.writeBuffer(params, 0, u);
+  const pv = uniformView(kernelSpec('victim', 'gradient'), 'prm');
+  pv.set({ B, D, K, groupsX: gxMax, ob: D * K, oy: D * K + K, invN: 1 / normaliser(B, K, layer.reduction) });
+  device.queue.writeBuffer(params, 0, pv.arrayBuffer);
   writeF32(device, layerBuf, packed);
   const bindGroup = device.createBindGroup({
     label: `${label}.bindGroup`,

@@ -7,6 +7,7 @@
  */
 import { DlgInputError, describe } from '../core/errors.js';
 import { Readback, storageBuffer, uniformBuffer, withErrorScopes } from '../gpu/gpu.js';
+import { uniformView } from '../gpu/uniforms.js';
 import { SURFACE_CAPS, autoPrefersUnrolled, chooseKernel, hasKernelPipeline, kernelLayout as registryLayout, kernelPipeline, kernelSpec, sampleCap } from '../gpu/kernels.js';
 import { matchL2, normaliser } from '../core/model.js';
 import { type Plane, gridCoord, validatePlane } from './plane.js';
@@ -613,7 +614,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const nb = rowsU ? B : sampleCap(B);
   const pipeline = kernelPipeline(device, choice.spec, 'main', surfaceConstants(name, wgX, nb, uni, geometric, rowsU ? { K, r: 0, mask: rowsU.mask } : fixed));
   const layout = registryLayout(device, choice.spec);
-  const params = uniformBuffer(device, `${label}.params`, 32);
+  const params = uniformBuffer(device, `${label}.params`, 32); // the largest Params block
   // The projected kernels write whole vec4s (small: groups of four): rows are padded to resPad floats.
   const resPad = path === 'projected' ? Math.ceil(res / 16) * 16 : res;
   const fieldBuf = storageBuffer(device, `${label}.field`, tileRows * resPad * 4);
@@ -621,9 +622,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   let bindGroup: GPUBindGroup;
   let rowBuf: GPUBuffer | null = null;
   let rowHost: Float32Array | null = null;
-  const paramsHost = new ArrayBuffer(32);
-  const pu = new Uint32Array(paramsHost);
-  const pf = new Float32Array(paramsHost);
+  // The kernel's Params block, laid out from its WGSL struct.
+  const pv = uniformView(choice.spec, 'P');
 
   if (pre && lay) {
     // Projected kernels: α along the row (padded to whole vec4s) and a per-tile block of row data.
@@ -641,7 +641,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     ];
     if (rowsU) {
       entries.push({ binding: 3, resource: { buffer: fieldBuf } });
-      pu.set([resPad / 4, 0, stride, 0]);
+      pv.set({ res4: resPad / 4, rows: 0, stride });
     } else {
       const consts = kernel === 'b2' ? smallConsts(lay, K, pre.r, geometric ? step : null) : lay.consts;
       const constBuf = kernel === 'b2' ? uniformBuffer(device, `${label}.smallConsts`, consts.byteLength) : storageBuffer(device, `${label}.consts`, consts.byteLength);
@@ -655,8 +655,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
         if (uniData) device.queue.writeBuffer(uniBuf, 0, uniData);
         entries.push({ binding: 5, resource: { buffer: uniBuf } });
       }
-      pu.set([resPad / 4, 0, lay.Bk, K, pre.r, stride]);
-      pf[6] = pre.constTerm;
+      pv.set({ res4: resPad / 4, rows: 0, B: lay.Bk, K, r: pre.r, stride, constTerm: pre.constTerm });
     }
     bindGroup = device.createBindGroup({ label: `${label}.${kernel === 'b2' ? 'small' : kernel === 'unrolled' ? 'unrolled' : 'projected'}BindGroup`, layout, entries });
   } else {
@@ -690,14 +689,13 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     });
     entries.push({ binding: 5, resource: { buffer: fieldBuf } });
     bindGroup = device.createBindGroup({ label: `${label}.directBindGroup`, layout, entries });
-    pu.set([res, 0, B, D, K, 0]);
-    pf[6] = invN;
+    pv.set({ res, rows: 0, B, D, K, rowStart: 0, invN });
   }
   const readback = new Readback(device, `${label}.readback`);
   let destroyed = false;
 
   function encodeTile(enc: GPUCommandEncoder, rowStart: number, rows: number): void {
-    pu[1] = rows;
+    pv.set({ rows });
     if (rowsU && rowBuf && rowHost) {
       rowsU.fill(plane, res, rowStart, rows, rowHost);
       device.queue.writeBuffer(rowBuf, 0, rowHost.buffer, 0, rows * stride * 4);
@@ -705,9 +703,9 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
       fillRowData(lay, plane, res, rowStart, rows, rowHost);
       device.queue.writeBuffer(rowBuf, 0, rowHost.buffer, 0, rows * stride * 4);
     } else {
-      pu[5] = rowStart;
+      pv.set({ rowStart });
     }
-    device.queue.writeBuffer(params, 0, paramsHost);
+    device.queue.writeBuffer(params, 0, pv.arrayBuffer);
     const pass = enc.beginComputePass({ label: `${label}.pass` });
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
