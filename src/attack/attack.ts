@@ -705,7 +705,7 @@ async function runRestarts(ctx: AttackContext) {
 export async function attack(device: GPUDevice | null, scenario: Scenario, options: AttackOptions = {}, adapterName?: string): Promise<AttackResult> {
   const ctx = prepareAttack(device, scenario, options);
   if (ctx.o.method === 'analytic') return analyticAttack(ctx);
-  const { t0, tPlan, sc, plan, dev, o, work, B, K, D, lift, target, gNorm, outside, labelings, regimeOut, labelInferenceOut, score, scoreWork, metricsOf, optionsOut, truth } = ctx;
+  const { t0, tPlan, sc, plan, dev, o, work, B, K, lift, target, gNorm, outside, labelings, regimeOut, labelInferenceOut, score, scoreWork, metricsOf, optionsOut, truth } = ctx;
   const { G, P, total, BD, x0, status: st, points: pts, done, stoppedBy, history, traj, kernel, kernelWhy, tSetup, tRun } = await runRestarts(ctx);
 
   // Restarts by best loss, first index on ties (deterministic); the best one, unless polishing finds better.
