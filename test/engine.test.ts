@@ -6,7 +6,6 @@ import {
   createAttackEngine,
   createCpuEngine,
   engineKernel,
-  resolveEngineOptions,
 } from '../src/attack/engine.js';
 import { DlgInputError } from '../src/core/errors.js';
 import type { EngineStatus } from '../src/attack/engine.js';

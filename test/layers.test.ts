@@ -198,4 +198,18 @@ describe('source layers', () => {
       .filter((f) => !graph.get(f)!.some((e) => (e.local ? e.to.startsWith('src/node/') : isNodeOnlySpec(e.to))));
     expect(browserSafe).toEqual([]);
   });
+
+  it('one kernel registry: only src/gpu/kernels.ts compiles pipelines and imports WGSL, and no shader declares its own caps', () => {
+    const compiles = files.filter((f) => f !== 'src/gpu/kernels.ts' && /createComputePipeline|\bperDevice\(/.test(readFileSync(f, 'utf8')));
+    expect(compiles).toEqual([]);
+    const wgslImports = files.filter((f) => f !== 'src/gpu/kernels.ts' && graph.get(f)!.some((e) => e.to.endsWith('.wgsl')));
+    expect(wgslImports).toEqual([]);
+    expect(graph.get('src/gpu/kernels.ts')!.filter((e) => e.to.endsWith('.wgsl')).length).toBeGreaterThan(10); // the check sees WGSL imports
+    // Array caps come from the registry's rows (injected in front of the source), never from a shader.
+    const shaderDirs = readdirSync('shaders', { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `shaders/${d.name}`);
+    const shaders = ['shaders', ...shaderDirs].flatMap((d) => readdirSync(d).filter((n) => n.endsWith('.wgsl')).map((n) => `${d}/${n}`));
+    expect(shaders.length).toBeGreaterThan(10);
+    const ownCaps = shaders.flatMap((f) => (readFileSync(f, 'utf8').match(/^const MAX_\w+: u32 = \d+u;/gm) ?? []).map((m) => `${f}: ${m}`));
+    expect(ownCaps).toEqual([]);
+  });
 });

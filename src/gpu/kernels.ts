@@ -215,13 +215,20 @@ const OBJECTIVE_BINDINGS: GPUBufferBindingType[] = ['uniform', RO, RO, 'storage'
 const LBFGS_F32 = { ARMIJO_C1: LBFGS_ARMIJO_C1, CURV_EPS: LBFGS_CURVATURE_EPS };
 const LBFGS_U32 = { MAX_H: LBFGS_MAX_HISTORY, MAX_HALVINGS: LBFGS_MAX_HALVINGS };
 
+/** The parts every first-order attack row shares: the shared fragments, the bindings, the L-BFGS constants. */
+function firstOrderRow(name: string, source: string, caps: Record<string, number>, opts: { rows?: boolean; columns?: boolean } = {}) {
+  return {
+    family: 'attack' as const,
+    name,
+    sources: [sharedSrc, attackCommonSrc, ...(opts.rows === false ? [] : [attackRowsSrc]), source],
+    bindings: opts.columns ? [...ATTACK_BINDINGS, 'uniform' as const] : ATTACK_BINDINGS,
+    u32: { ...LBFGS_U32, ...caps },
+    f32: LBFGS_F32,
+  };
+}
+
 const pair: KernelSpec<'attack'> = {
-  family: 'attack',
-  name: 'pair',
-  sources: [sharedSrc, attackCommonSrc, attackRowsSrc, attackPairSrc],
-  bindings: ATTACK_BINDINGS,
-  u32: LBFGS_U32,
-  f32: LBFGS_F32,
+  ...firstOrderRow('pair', attackPairSrc, {}),
   fits: (p) =>
     gdOrAdamL2(p) ?? (p.D !== 1 || p.K !== 1 || p.B > 2 ? { field: 'layer', expected: 'D = K = 1 and B ≤ 2', found: `(B, D, K) = (${p.B}, ${p.D}, ${p.K})` } : null),
   rank: everywhere(0),
@@ -229,12 +236,7 @@ const pair: KernelSpec<'attack'> = {
 };
 
 const invocation: KernelSpec<'attack'> = {
-  family: 'attack',
-  name: 'invocation',
-  sources: [sharedSrc, attackCommonSrc, attackRowsSrc, attackInvocationSrc],
-  bindings: ATTACK_BINDINGS,
-  u32: { ...LBFGS_U32, MAX_BD: MID_CAPS.BD, MAX_DK: MID_CAPS.DK, MAX_BK: MID_CAPS.BK, MAX_K: MID_CAPS.K, MAX_LBD: INVOCATION_CAPS.BD },
-  f32: LBFGS_F32,
+  ...firstOrderRow('invocation', attackInvocationSrc, { MAX_BD: MID_CAPS.BD, MAX_DK: MID_CAPS.DK, MAX_BK: MID_CAPS.BK, MAX_K: MID_CAPS.K, MAX_LBD: INVOCATION_CAPS.BD }),
   fits: (p) => {
     const m = firstOrder(p);
     if (m) return m;
@@ -247,12 +249,7 @@ const invocation: KernelSpec<'attack'> = {
 };
 
 const stream: KernelSpec<'attack'> = {
-  family: 'attack',
-  name: 'stream',
-  sources: [sharedSrc, attackCommonSrc, attackStreamSrc],
-  bindings: [...ATTACK_BINDINGS, 'uniform'],
-  u32: { ...LBFGS_U32, MAX_BK: STREAM_CAPS.BK, MAX_K: STREAM_CAPS.K, MAX_COLS: 4095 },
-  f32: LBFGS_F32,
+  ...firstOrderRow('stream', attackStreamSrc, { MAX_BK: STREAM_CAPS.BK, MAX_K: STREAM_CAPS.K, MAX_COLS: 4095 }, { rows: false, columns: true }),
   fits: (p) =>
     gdOrAdamL2(p) ??
     (p.D % 4 !== 0
@@ -269,12 +266,7 @@ const stream: KernelSpec<'attack'> = {
 };
 
 const workgroup: KernelSpec<'attack'> = {
-  family: 'attack',
-  name: 'workgroup',
-  sources: [sharedSrc, attackCommonSrc, attackRowsSrc, attackWorkgroupSrc],
-  bindings: ATTACK_BINDINGS,
-  u32: { ...LBFGS_U32, MAX_RB: WORKGROUP_CAPS.rowsTimesBK, MAX_RK: WORKGROUP_CAPS.rowsTimesBK, MAX_BK: WORKGROUP_CAPS.B * WORKGROUP_CAPS.K, MAX_K: WORKGROUP_CAPS.K, MAX_B: WORKGROUP_CAPS.B },
-  f32: LBFGS_F32,
+  ...firstOrderRow('workgroup', attackWorkgroupSrc, { MAX_RB: WORKGROUP_CAPS.rowsTimesBK, MAX_RK: WORKGROUP_CAPS.rowsTimesBK, MAX_BK: WORKGROUP_CAPS.B * WORKGROUP_CAPS.K, MAX_K: WORKGROUP_CAPS.K, MAX_B: WORKGROUP_CAPS.B }),
   fits: (p, limits) => {
     const m = firstOrder(p);
     if (m) return m;

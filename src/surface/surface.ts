@@ -542,6 +542,68 @@ export function gridAxis(range: [number, number], res: number): Float64Array {
 
 type SurfaceKernelName = Exclude<SurfaceKernel, 'auto'> | 'direct';
 
+/** Validates the options createSurface reads before any work; returns the path and the kernel asked for. */
+function checkSurfaceOptions(device: GPUDevice, opts: SurfaceOptions): { path: SurfacePath; kernelOpt: SurfaceKernel } {
+  const path = opts.path ?? 'projected';
+  if (path !== 'projected' && path !== 'direct') throw new DlgInputError('path', "'projected' or 'direct'", describe(path));
+  if (opts.workgroupSize !== undefined && (!Number.isInteger(opts.workgroupSize) || opts.workgroupSize < 1 || opts.workgroupSize > device.limits.maxComputeWorkgroupSizeX)) {
+    throw new DlgInputError('workgroupSize', `an integer in [1, ${device.limits.maxComputeWorkgroupSizeX}]`, describe(opts.workgroupSize));
+  }
+  const kernelOpt = opts.kernel ?? 'auto';
+  if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'unrolled' && kernelOpt !== 'general') {
+    throw new DlgInputError('kernel', "'auto', 'b2', 'unrolled' or 'general'", describe(kernelOpt));
+  }
+  return { path, kernelOpt };
+}
+
+/** Grid rows per tile: as many as the binding limits allow for the field and the row data (at most `asked`). */
+function tileRowsFor(device: GPUDevice, res: number, stride: number, asked: number | undefined): number {
+  const lim = device.limits;
+  const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, MAX_TILE_BYTES);
+  let maxRows = Math.floor(maxBytes / (4 * Math.ceil(res / 16) * 16));
+  if (stride > 0) maxRows = Math.min(maxRows, Math.floor(maxBytes / (4 * stride)));
+  if (maxRows < 1) {
+    throw new DlgInputError('resolution', `a row of ${res} floats within this device's storage binding limit (${maxBytes} bytes)`, `${4 * res} bytes per row`);
+  }
+  if (asked !== undefined && (!Number.isInteger(asked) || asked < 1)) throw new DlgInputError('tileRows', 'a positive integer', describe(asked));
+  return Math.min(res, maxRows, asked ?? Infinity);
+}
+
+/** The direct kernel's bindings: grid coordinates, the plane, the model and G in storage (owned by the handle). */
+function directBindGroup(device: GPUDevice, label: string, layout: GPUBindGroupLayout, scenario: Scenario, plane: Plane, res: number, [params, fieldBuf]: [GPUBuffer, GPUBuffer], owned: GPUBuffer[]): GPUBindGroup {
+  const { B, D, K } = scenario;
+  const coords = new Float32Array(2 * res);
+  for (let i = 0; i < res; i++) {
+    coords[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
+    coords[res + i] = gridCoord(plane.beta[0], plane.beta[1], res, i);
+  }
+  const planeF = new Float32Array(3 * B * D);
+  planeF.set(plane.center, 0);
+  planeF.set(plane.u, B * D);
+  planeF.set(plane.v, 2 * B * D);
+  const model = new Float32Array(D * K + K + B * K + K);
+  model.set(scenario.W, 0);
+  model.set(scenario.b, D * K);
+  model.set(scenario.y, D * K + K);
+  model.set(scenario.gradient.b, D * K + K + B * K);
+  const G = Float32Array.from(scenario.gradient.W);
+  const bufs = [
+    [coords, 'coords'],
+    [planeF, 'plane'],
+    [model, 'model'],
+    [G, 'G'],
+  ] as const;
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
+  bufs.forEach(([data, name], i) => {
+    const buf = storageBuffer(device, `${label}.${name}`, data.byteLength);
+    owned.push(buf);
+    device.queue.writeBuffer(buf, 0, data);
+    entries.push({ binding: i + 1, resource: { buffer: buf } });
+  });
+  entries.push({ binding: 5, resource: { buffer: fieldBuf } });
+  return device.createBindGroup({ label: `${label}.directBindGroup`, layout, entries });
+}
+
 /** The override constants of a surface kernel's pipeline. */
 function surfaceConstants(kernel: SurfaceKernelName, wg: number, nb: number, uni: boolean, geometric: boolean, fixed: { K: number; r: number; mask?: number }): Record<string, number> {
   if (kernel === 'general') return { WG_X: wg, NB: nb, UNI: uni ? 1 : 0, GEOM: geometric ? 1 : 0 };
@@ -556,16 +618,8 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const res = checkResolution(resolution);
   const { B, D, K } = scenario;
   validatePlane(plane, B, D);
-  const path = opts.path ?? 'projected';
-  if (path !== 'projected' && path !== 'direct') throw new DlgInputError('path', "'projected' or 'direct'", describe(path));
+  const { path, kernelOpt } = checkSurfaceOptions(device, opts);
   const label = opts.label ?? 'surface';
-  if (opts.workgroupSize !== undefined && (!Number.isInteger(opts.workgroupSize) || opts.workgroupSize < 1 || opts.workgroupSize > device.limits.maxComputeWorkgroupSizeX)) {
-    throw new DlgInputError('workgroupSize', `an integer in [1, ${device.limits.maxComputeWorkgroupSizeX}]`, describe(opts.workgroupSize));
-  }
-  const kernelOpt = opts.kernel ?? 'auto';
-  if (kernelOpt !== 'auto' && kernelOpt !== 'b2' && kernelOpt !== 'unrolled' && kernelOpt !== 'general') {
-    throw new DlgInputError('kernel', "'auto', 'b2', 'unrolled' or 'general'", describe(kernelOpt));
-  }
   const invN = 1 / normaliser(B, K, scenario.reduction);
   // The general kernel's B cap comes first: the precompute below is O(B²) memory.
   if (path === 'projected' && B > PROJECTED_MAX_B) chooseKernel('surface', { B, K, r: 0, res, unrolledCompiled: false }, device, 'general');
@@ -591,18 +645,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
   const geometric = geoU || (geoFits && (kernel === 'b2' || uniGeo !== null));
   const stride = rowsU ? rowsU.stride : lay ? lay.stride : 0;
 
-  const lim = device.limits;
-  const maxBytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, MAX_TILE_BYTES);
-  let maxRows = Math.floor(maxBytes / (4 * Math.ceil(res / 16) * 16));
-  if (stride > 0) maxRows = Math.min(maxRows, Math.floor(maxBytes / (4 * stride)));
-  if (maxRows < 1) {
-    throw new DlgInputError('resolution', `a row of ${res} floats within this device's storage binding limit (${maxBytes} bytes)`, `${4 * res} bytes per row`);
-  }
-  let tileRows = Math.min(res, maxRows);
-  if (opts.tileRows !== undefined) {
-    if (!Number.isInteger(opts.tileRows) || opts.tileRows < 1) throw new DlgInputError('tileRows', 'a positive integer', describe(opts.tileRows));
-    tileRows = Math.min(tileRows, opts.tileRows);
-  }
+  const tileRows = tileRowsFor(device, res, stride, opts.tileRows);
   const tiles = Math.ceil(res / tileRows);
 
   // The general kernel reads its constants from a 64 KiB uniform copy when they fit (uniData, above).
@@ -659,36 +702,7 @@ export function createSurface(device: GPUDevice, scenario: Scenario, plane: Plan
     }
     bindGroup = device.createBindGroup({ label: `${label}.${kernel === 'b2' ? 'small' : kernel === 'unrolled' ? 'unrolled' : 'projected'}BindGroup`, layout, entries });
   } else {
-    const coords = new Float32Array(2 * res);
-    for (let i = 0; i < res; i++) {
-      coords[i] = gridCoord(plane.alpha[0], plane.alpha[1], res, i);
-      coords[res + i] = gridCoord(plane.beta[0], plane.beta[1], res, i);
-    }
-    const planeF = new Float32Array(3 * B * D);
-    planeF.set(plane.center, 0);
-    planeF.set(plane.u, B * D);
-    planeF.set(plane.v, 2 * B * D);
-    const model = new Float32Array(D * K + K + B * K + K);
-    model.set(scenario.W, 0);
-    model.set(scenario.b, D * K);
-    model.set(scenario.y, D * K + K);
-    model.set(scenario.gradient.b, D * K + K + B * K);
-    const G = Float32Array.from(scenario.gradient.W);
-    const bufs = [
-      [coords, 'coords'],
-      [planeF, 'plane'],
-      [model, 'model'],
-      [G, 'G'],
-    ] as const;
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
-    bufs.forEach(([data, name], i) => {
-      const buf = storageBuffer(device, `${label}.${name}`, data.byteLength);
-      owned.push(buf);
-      device.queue.writeBuffer(buf, 0, data);
-      entries.push({ binding: i + 1, resource: { buffer: buf } });
-    });
-    entries.push({ binding: 5, resource: { buffer: fieldBuf } });
-    bindGroup = device.createBindGroup({ label: `${label}.directBindGroup`, layout, entries });
+    bindGroup = directBindGroup(device, label, layout, scenario, plane, res, [params, fieldBuf], owned);
     pv.set({ res, rows: 0, B, D, K, rowStart: 0, invN });
   }
   const readback = new Readback(device, `${label}.readback`);
