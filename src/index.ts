@@ -25,7 +25,7 @@ export { type SubspaceReduction, type ReduceMode, type Regime, type RegimeInfo, 
 export { type LmState, LM_LAMBDA0, lmRefine, lmStep, normalMatrix } from './analysis/lm.js';
 export { type LmTuning, fitsLm } from './attack/engine-lm.js';
 export { type AttackKernel, type EngineTuning, createAttackEngine } from './attack/engine.js';
-export { type KernelChoice, type KernelFamily, chooseKernel, kernelNames } from './gpu/kernels.js';
+export { type KernelChoice, type KernelContext, type KernelFamily, type KernelSpec, type Misfit, chooseKernel, kernelNames } from './gpu/kernels.js';
 export { type EngineHandle, type EngineOptions, type EngineStatus, type Optimizer, type RestartStatus, OPTIMIZERS, createCpuEngine } from './attack/engine-cpu.js';
 export { type ReadbackSchedule, type RunCounts, type RunLoop, type RunLoopOptions, type RunSnapshot, type RunStop, runLoop, summariseStatus, validateSchedule } from './attack/run-loop.js';
 export { type ObjectiveHandle, type ObjectiveOptions, type ObjectiveRegime, type VictimGradientHandle, createObjective, createVictimGradient } from './objective/objective.js';
