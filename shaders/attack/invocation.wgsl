@@ -23,16 +23,7 @@ override CK: u32 = 1u;
 var<private> x: array<f32, MAX_BD>;
 var<private> gr: array<f32, MAX_BD>;
 var<private> best: array<f32, MAX_BD>;
-var<private> wW: array<f32, MAX_DK>;
-var<private> wb: array<f32, MAX_K>;
-var<private> ty: array<f32, MAX_BK>;
-var<private> tG: array<f32, MAX_DK>;
-var<private> tg: array<f32, MAX_K>;
-var<private> ee: array<f32, MAX_BK>;
-var<private> ss: array<f32, MAX_BK>;
-var<private> aM: array<f32, MAX_DK>;
-var<private> am: array<f32, MAX_K>;
-var<private> tt: array<f32, MAX_K>;
+// W, b, y, G, g, e, s and the u-sums of one restart: attack/restart.wgsl.
 var<private> tolAbs: f32;
 var<private> ttNorm: f32;
 var<private> nB: u32;

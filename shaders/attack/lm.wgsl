@@ -52,16 +52,7 @@ var<private> gt: array<f32, MAX_N>;    // ∇L_r at xt
 var<private> dl: array<f32, MAX_N>;    // δ
 var<private> dg: array<f32, MAX_N>;    // Moré scaling D_ii
 var<private> ld: array<f32, MAX_N>;    // the Cholesky factor's diagonal
-var<private> wW: array<f32, MAX_DK>;
-var<private> wb: array<f32, MAX_K>;
-var<private> ty: array<f32, MAX_BK>;
-var<private> tG: array<f32, MAX_DK>;
-var<private> tg: array<f32, MAX_K>;
-var<private> ee: array<f32, MAX_BK>;
-var<private> ss: array<f32, MAX_BK>;
-var<private> aM: array<f32, MAX_DK>;
-var<private> am: array<f32, MAX_K>;
-var<private> tt: array<f32, MAX_K>;
+// W, b, y, G, g, e, s and the u-sums of one restart: attack/restart.wgsl.
 var<private> u1: array<f32, MAX_N>;
 var<private> u2: array<f32, MAX_N>;
 var<private> slot: u32;                // this restart's column in the scratch

@@ -20,6 +20,7 @@ import attackInvocationSrc from '../../shaders/attack/invocation.wgsl';
 import attackStreamSrc from '../../shaders/attack/stream.wgsl';
 import attackWorkgroupSrc from '../../shaders/attack/workgroup.wgsl';
 import attackLmSrc from '../../shaders/attack/lm.wgsl';
+import attackRestartSrc from '../../shaders/attack/restart.wgsl';
 import objectiveCommonSrc from '../../shaders/objective/common.wgsl';
 import objectiveInvocationSrc from '../../shaders/objective/invocation.wgsl';
 import objectiveStreamSrc from '../../shaders/objective/stream.wgsl';
@@ -216,11 +217,11 @@ const LBFGS_F32 = { ARMIJO_C1: LBFGS_ARMIJO_C1, CURV_EPS: LBFGS_CURVATURE_EPS };
 const LBFGS_U32 = { MAX_H: LBFGS_MAX_HISTORY, MAX_HALVINGS: LBFGS_MAX_HALVINGS };
 
 /** The parts every first-order attack row shares: the shared fragments, the bindings, the L-BFGS constants. */
-function firstOrderRow(name: string, source: string, caps: Record<string, number>, opts: { rows?: boolean; columns?: boolean } = {}) {
+function firstOrderRow(name: string, source: string | string[], caps: Record<string, number>, opts: { rows?: boolean; columns?: boolean } = {}) {
   return {
     family: 'attack' as const,
     name,
-    sources: [sharedSrc, attackCommonSrc, ...(opts.rows === false ? [] : [attackRowsSrc]), source],
+    sources: [sharedSrc, attackCommonSrc, ...(opts.rows === false ? [] : [attackRowsSrc]), ...[source].flat()],
     bindings: opts.columns ? [...ATTACK_BINDINGS, 'uniform' as const] : ATTACK_BINDINGS,
     u32: { ...LBFGS_U32, ...caps },
     f32: LBFGS_F32,
@@ -236,7 +237,7 @@ const pair: KernelSpec<'attack'> = {
 };
 
 const invocation: KernelSpec<'attack'> = {
-  ...firstOrderRow('invocation', attackInvocationSrc, { MAX_BD: MID_CAPS.BD, MAX_DK: MID_CAPS.DK, MAX_BK: MID_CAPS.BK, MAX_K: MID_CAPS.K, MAX_LBD: INVOCATION_CAPS.BD }),
+  ...firstOrderRow('invocation', [attackRestartSrc, attackInvocationSrc], { MAX_BD: MID_CAPS.BD, MAX_DK: MID_CAPS.DK, MAX_BK: MID_CAPS.BK, MAX_K: MID_CAPS.K, MAX_LBD: INVOCATION_CAPS.BD }),
   fits: (p) => {
     const m = firstOrder(p);
     if (m) return m;
@@ -301,7 +302,7 @@ const LM_U32 = { MAX_N: LM_CAPS.N, MAX_K: LM_CAPS.K, MAX_DK: LM_CAPS.DK, MAX_BK:
 const lm: KernelSpec<'attack'> = {
   family: 'attack',
   name: 'lm',
-  sources: [sharedSrc, attackLmSrc],
+  sources: [sharedSrc, attackRestartSrc, attackLmSrc],
   bindings: LM_BINDINGS,
   u32: LM_U32,
   f32: LM_F32,
