@@ -19,6 +19,7 @@ const LAYERS = [
   'objective', // the gradient-matching objective on the GPU
   'attack', // engines (CPU, WGSL, lm), the run loop, the attack
   'surface', // planes, loss surfaces, basin census
+  'study', // the convergence study's configuration and results (browser-safe; src/node/study.ts runs it)
   'view', // browser-safe presentation helpers (colour scales)
   'index', // src/index.ts: the browser-safe library entry
   'node', // everything that needs Node: dawn.node, files, PNG/plots, studies
@@ -36,7 +37,6 @@ const NODE_ONLY_PACKAGES = ['webgpu', 'pngjs', 'cli-progress', 'commander', 'veg
  */
 const ALLOWED_TYPE_CYCLES = [
   ['src/core/defence.ts', 'src/core/scenario.ts'], // defence takes a Scenario (type); scenario applies defences
-  ['src/node/study-report.ts', 'src/node/study.ts'], // the report reads study's result types; study writes the report
 ];
 
 interface Edge {

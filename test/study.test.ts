@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DlgInputError } from '../src/core/errors.js';
 import { renderVegaLite } from '../src/node/plots.js';
 import { LM_CPU_MAX_UNKNOWNS } from '../src/attack/attack.js';
-import { kappaTrend, studyFindings, trendSentence } from '../src/node/study-report.js';
+import { kappaTrend, studyFindings, trendSentence } from '../src/study/report.js';
 import {
   type ConfigResult,
   DEFAULT_STUDY_CONFIG,

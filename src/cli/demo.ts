@@ -15,7 +15,7 @@ import { coordinatePlane, projectOntoPlane } from '../surface/plane.js';
 import { writeSurfacePng } from '../node/render.js';
 import type { Scenario } from '../core/scenario.js';
 import { type ConfigResult, type NotRun, type StudyConfig, study, validateStudyConfig } from '../node/study.js';
-import { studySummaryMarkdown } from '../node/study-report.js';
+import { studySummaryMarkdown } from '../study/report.js';
 import { createSurface } from '../surface/surface.js';
 import { action, intArg, openDevice, printJson } from './common.js';
 

@@ -38,332 +38,27 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from './data-node.js';
-import { DATASET_INFO, DATASET_NAMES, type DatasetName, simulateScenario } from '../core/datasets.js';
+import { simulateScenario } from '../core/datasets.js';
 import { diagnose } from '../analysis/diagnose.js';
-import { type EngineHandle, type EngineOptions, type EngineStatus, OPTIMIZERS, type Optimizer, createAttackEngine, createCpuEngine } from '../attack/engine.js';
+import { type EngineHandle, type EngineOptions, type EngineStatus, createAttackEngine, createCpuEngine } from '../attack/engine.js';
 import { DlgInputError, describe } from '../core/errors.js';
 import { lmPlacement } from '../attack/attack.js';
 import { checkOutputDir, checkWritable, ensureDir, writeFileAtomic } from './io.js';
-import { reconstructionMetrics } from '../analysis/matching.js';
 import { gradientNormSq } from '../core/model.js';
 import { studyPlotSpecs, writePlot } from './plots.js';
 import { Rng } from '../core/rng.js';
 import { runLoop } from '../attack/run-loop.js';
-import { type Regime, type SubspaceReduction, analyseScenario } from '../analysis/reduce.js';
+import { analyseScenario } from '../analysis/reduce.js';
 import { type Scenario, makeScenario } from '../core/scenario.js';
-import { studySummaryMarkdown } from './study-report.js';
+import { studySummaryMarkdown } from '../study/report.js';
+import { STUDY_FORMAT, STUDY_REL_ERROR, type StudyConfig, type StudyPoint, expandStudy, validateStudyConfig } from '../study/config.js';
+import {
+  type ConfigResult, type ConfigurationPlan, type NotRun, type StudyProblem, type StudyProgress,
+  STUDY_PLOT_NAMES, jsonLine, quantile, sameSettings, settingsOf, studyResultsCsv, summarise,
+} from '../study/results.js';
 
-export const STUDY_FORMAT = 'dlg-study/1';
-/** Relative L_r below which a point counts as an exact solution of the matching equations. */
-export const EXACT_REL_LOSS = 1e-9;
-/** The success criterion, as in matching.ts. */
-export const STUDY_REL_ERROR = 1e-3;
-
-/** Which problem the optimizers solve: 'auto' = the attack's (reduced where it reduces), 'off' = raw. */
-export type StudyReduce = 'auto' | 'off';
-export const STUDY_REDUCE: readonly StudyReduce[] = ['auto', 'off'];
-
-export interface StudyConfig {
-  batch: number[];
-  features: number[];
-  outputs: number[];
-  optimizer: Optimizer[];
-  dataset: DatasetName[];
-  /** Seeded scenarios per configuration (S). */
-  scenarios: number;
-  /** Restarts per scenario (P). */
-  restarts: number;
-  /** Iteration cap per restart. */
-  iterations: number;
-  /** Scenario s of every configuration uses seed + s; restarts' starting points derive from it too. */
-  seed: number;
-  /** Learning rate per optimizer; gd's 'auto' = 1/λ_max of the Hessian at the truth. */
-  lr: { adam: number; gd: number | 'auto'; lbfgs: number; lm: number };
-  /** Restarts start from N(0, initScale²). */
-  initScale: number;
-  /** Read back every this many iterations (after a geometric ramp 1, 2, 5, 10, 20, 50, 100). */
-  readEvery: number;
-  /** The problem every optimizer solves (see the header). */
-  reduce: StudyReduce;
-}
-
-/**
- * The default sweep: sized to finish in under 10 minutes on lavapipe (bench/RESULTS.md, "Convergence
- * study") while still showing the three claims: first-order iterations grow with κ (and κ with B), lm's
- * stay flat, and only non-identifiable configurations stay unsolved.
- */
-export const DEFAULT_STUDY_CONFIG: StudyConfig = {
-  batch: [1, 2, 4, 8],
-  features: [1, 16],
-  outputs: [1, 4, 10],
-  optimizer: ['gd', 'adam', 'lm'],
-  dataset: ['gaussian'],
-  scenarios: 12,
-  restarts: 48,
-  iterations: 3000,
-  seed: 1,
-  lr: { adam: 0.05, gd: 'auto', lbfgs: 1, lm: 1 },
-  initScale: 1,
-  readEvery: 250,
-  reduce: 'auto',
-};
-
-/**
- * The big sweep (`dlg study --full`): 5 × 4 × 3 shapes × {adam, gd}, 32 scenarios × 256 restarts ×
- * 5000 iterations, about 99 minutes on lavapipe. lm is left out: on the CPU lm engine its raw
- * non-identifiable shapes (up to 1024 unknowns, a dense Cholesky per step and restart) take hours;
- * add it with `--optimizer adam,gd,lm` where a GPU lm engine runs it.
- */
-export const FULL_STUDY_CONFIG: StudyConfig = {
-  ...DEFAULT_STUDY_CONFIG,
-  batch: [1, 2, 4, 8, 16],
-  features: [1, 4, 16, 64],
-  outputs: [1, 4, 10],
-  optimizer: ['adam', 'gd'],
-  scenarios: 32,
-  restarts: 256,
-  iterations: 5000,
-};
-
-const MAX_AXIS = { batch: 16, features: 4096, outputs: 64 };
-
-function axis(field: string, v: unknown, max: number): number[] {
-  if (!Array.isArray(v)) throw new DlgInputError(field, 'a non-empty array of positive integers', describe(v));
-  if (v.length === 0) throw new DlgInputError(field, 'a non-empty array of positive integers', 'an empty array');
-  const seen = new Set<number>();
-  return v.map((x, i) => {
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > max) {
-      throw new DlgInputError(`${field}[${i}]`, `an integer in [1, ${max}]`, describe(x));
-    }
-    if (seen.has(x)) throw new DlgInputError(`${field}[${i}]`, 'distinct values', `${x} twice`);
-    seen.add(x);
-    return x;
-  });
-}
-
-function names<T extends string>(field: string, v: unknown, allowed: readonly T[]): T[] {
-  const expected = `a non-empty array of ${allowed.map((a) => `'${a}'`).join(', ')}`;
-  if (!Array.isArray(v)) throw new DlgInputError(field, expected, describe(v));
-  if (v.length === 0) throw new DlgInputError(field, expected, 'an empty array');
-  const seen = new Set<string>();
-  return v.map((x, i) => {
-    if (typeof x !== 'string' || !(allowed as readonly string[]).includes(x)) {
-      throw new DlgInputError(`${field}[${i}]`, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describe(x));
-    }
-    if (seen.has(x)) throw new DlgInputError(`${field}[${i}]`, 'distinct values', `${JSON.stringify(x)} twice`);
-    seen.add(x);
-    return x as T;
-  });
-}
-
-function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new DlgInputError(field, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, describe(v));
-  return v as T;
-}
-
-function posInt(field: string, v: unknown, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new DlgInputError(field, `an integer in [1, ${max}]`, describe(v));
-  return v;
-}
-
-function posNum(field: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new DlgInputError(field, 'a finite number > 0', describe(v));
-  return v;
-}
-
-/**
- * Validates a (partial) study configuration — as JSON or as built by the CLI — and fills in the
- * defaults. Throws DlgInputError naming the field (unknown keys included, to catch typos).
- */
-export function validateStudyConfig(json: unknown, defaults: StudyConfig = DEFAULT_STUDY_CONFIG): StudyConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new DlgInputError('study config', 'a JSON object', describe(json));
-  const o = json as Record<string, unknown>;
-  const known = Object.keys(DEFAULT_STUDY_CONFIG);
-  for (const k of Object.keys(o)) {
-    if (!known.includes(k)) throw new DlgInputError(k, `a study setting (one of ${known.join(', ')})`, 'an unknown key');
-  }
-  const d = defaults;
-  const pick = (k: keyof StudyConfig): unknown => (o[k] === undefined ? d[k] : o[k]);
-  let lr = d.lr;
-  if (o.lr !== undefined) {
-    if (o.lr === null || typeof o.lr !== 'object' || Array.isArray(o.lr)) throw new DlgInputError('lr', 'an object {adam?, gd?, lbfgs?}', describe(o.lr));
-    const l = o.lr as Record<string, unknown>;
-    for (const k of Object.keys(l)) if (!OPTIMIZERS.includes(k as Optimizer)) throw new DlgInputError(`lr.${k}`, `one of ${OPTIMIZERS.join(', ')}`, 'an unknown optimizer');
-    lr = {
-      adam: l.adam === undefined ? d.lr.adam : posNum('lr.adam', l.adam),
-      gd: l.gd === undefined || l.gd === 'auto' ? d.lr.gd : posNum('lr.gd', l.gd),
-      lbfgs: l.lbfgs === undefined ? d.lr.lbfgs : posNum('lr.lbfgs', l.lbfgs),
-      lm: d.lr.lm,
-    };
-  }
-  const seed = pick('seed');
-  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff - 100000) {
-    throw new DlgInputError('seed', `an integer in [0, ${0xffffffff - 100000}]`, describe(seed));
-  }
-  return {
-    batch: axis('batch', pick('batch'), MAX_AXIS.batch),
-    features: axis('features', pick('features'), MAX_AXIS.features),
-    outputs: axis('outputs', pick('outputs'), MAX_AXIS.outputs),
-    optimizer: names('optimizer', pick('optimizer'), OPTIMIZERS),
-    dataset: names('dataset', pick('dataset'), DATASET_NAMES),
-    scenarios: posInt('scenarios', pick('scenarios'), 100000),
-    restarts: posInt('restarts', pick('restarts'), 1 << 20),
-    iterations: posInt('iterations', pick('iterations'), 10_000_000),
-    seed,
-    lr,
-    initScale: posNum('initScale', pick('initScale')),
-    readEvery: posInt('readEvery', pick('readEvery'), 10_000_000),
-    reduce: oneOf('reduce', pick('reduce'), STUDY_REDUCE),
-  };
-}
-
-/** One point of the sweep. */
-export interface StudyPoint {
-  key: string;
-  dataset: DatasetName;
-  B: number;
-  D: number;
-  K: number;
-  optimizer: Optimizer;
-}
-
-export function configKey(p: Omit<StudyPoint, 'key'>): string {
-  return `${p.dataset}/B${p.B}/D${p.D}/K${p.K}/${p.optimizer}`;
-}
-
-/** The configurations of a study, in run order. iris and digits fix D and K (the B × optimizer axes remain). */
-export function expandStudy(c: StudyConfig): StudyPoint[] {
-  const out: StudyPoint[] = [];
-  const seen = new Set<string>();
-  for (const dataset of c.dataset) {
-    const shapes =
-      dataset === 'gaussian'
-        ? c.features.flatMap((D) => c.outputs.map((K) => [D, K]))
-        : [[DATASET_INFO[dataset].D, DATASET_INFO[dataset].K]];
-    for (const optimizer of c.optimizer) {
-      for (const [D, K] of shapes) {
-        for (const B of c.batch) {
-          const p = { dataset, B, D, K, optimizer };
-          const key = configKey(p);
-          if (seen.has(key)) continue;
-          seen.add(key);
-          out.push({ key, ...p });
-        }
-      }
-    }
-  }
-  return out;
-}
-
-export interface StudyQuartiles {
-  q25: number;
-  median: number;
-  q75: number;
-}
-
-/** Linear-interpolation quantile of a sorted copy; null for an empty list. */
-function quantile(xs: ArrayLike<number>, q: number): number | null {
-  if (xs.length === 0) return null;
-  const s = Array.from(xs).sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
-}
-
-function quartiles(xs: ArrayLike<number>): StudyQuartiles | null {
-  if (xs.length === 0) return null;
-  return { q25: quantile(xs, 0.25)!, median: quantile(xs, 0.5)!, q75: quantile(xs, 0.75)! };
-}
-
-export interface StudyOutcomes {
-  success: number;
-  stalled: number;
-  otherSolution: number;
-  nonFinite: number;
-}
-
-export interface ScenarioResult {
-  seed: number;
-  /** The scenario's regime (src/analysis/reduce.ts) and the unknowns of the problem the optimizer solved. */
-  regime?: Regime;
-  unknowns?: number;
-  reduced?: boolean;
-  /** Of the full Jacobian at the truth (identifiability does not depend on the reduction). */
-  rank: number;
-  solutionDim: number;
-  /** κ, λ_min, λ_max of 2JᵀJ at the truth of the problem the optimizer solved (reduced or raw). */
-  kappa: number | null; // null = ∞ (JSON)
-  smallestEigenvalue: number;
-  largestEigenvalue: number;
-  tolAbs: number;
-  success: boolean;
-  /** Relative error of its best-scored restart. */
-  relativeError: number | null;
-  /** Iterations of its first successful restart (what an attacker running P restarts waits). */
-  itersToSuccess: number | null;
-  /** Median iterations over its successful restarts (a typical run: what κ predicts). */
-  itersMedianSuccessful: number | null;
-  timeToSuccessMs: number | null;
-  outcomes: StudyOutcomes;
-}
-
-/** One line of results.jsonl. */
-export interface ConfigResult extends StudyPoint {
-  format: typeof STUDY_FORMAT;
-  /** What must match for --resume to reuse the line. */
-  settings: { scenarios: number; restarts: number; iterations: number; seed: number; lr: number | 'auto'; initScale: number; reduce: StudyReduce };
-  backend: string;
-  /**
-   * The problem the optimizer solved: the regime (the most common over the scenarios, with the counts),
-   * the median unknowns, how many scenarios ran reduced, and how many engine runs that took.
-   * (Absent, like kappaUnreduced, itersTypical and the scenarios' regime, in lines written before lm joined the study.)
-   */
-  problem?: { regime: Regime; regimes: Partial<Record<Regime, number>>; unknowns: number; reducedScenarios: number; engineRuns: number };
-  /** The learning rate actually used (gd 'auto' resolved). */
-  lrUsed: number;
-  identifiable: boolean; // B·D ≤ D·K + K
-  diagnosis: {
-    rankMedian: number;
-    solutionDimMedian: number;
-    /** Of the problem solved (reduced where it was). */
-    kappa: StudyQuartiles | null;
-    /** Of the raw problem (the same as kappa where nothing was reduced). */
-    kappaUnreduced?: StudyQuartiles | null;
-    smallestEigenvalue: StudyQuartiles;
-    largestEigenvalue: StudyQuartiles;
-    predictedIterations: number | null; // κ_median·ln(1/ε)
-  };
-  successRate: number; // scenarios with a successful restart
-  restartSuccessRate: number; // successful restarts / (S·P)
-  outcomes: StudyOutcomes; // over all S·P restarts
-  itersToSuccess: StudyQuartiles | null; // over the scenarios that succeeded
-  /** Iterations to tolerance of a typical run: quartiles over the solved scenarios of their median successful restart. */
-  itersTypical?: StudyQuartiles | null;
-  timeToSuccessMs: StudyQuartiles | null;
-  history: { iteration: number[]; median: number[]; q25: number[]; q75: number[] };
-  iterationsRun: number;
-  wallTimeMs: number;
-  diagnoseMs: number;
-  scenarios: ScenarioResult[];
-}
-
-export interface StudyProgress {
-  index: number; // configuration index in this run (0-based, among those not skipped)
-  total: number;
-  key: string;
-  iteration: number;
-  iterations: number;
-  /** Engine run within the configuration (reduced scenarios run one by one) and their number. */
-  run: number;
-  runs: number;
-}
-
-/** A configuration the study could not run, and why (e.g. beyond lm's caps). */
-export interface NotRun {
-  key: string;
-  reason: string;
-}
+export * from '../study/config.js';
+export * from '../study/results.js';
 
 export interface StudyHooks {
   onProgress?(p: StudyProgress): void;
@@ -396,14 +91,6 @@ export interface StudyResult {
   wallTimeMs: number;
 }
 
-function settingsOf(c: StudyConfig, opt: Optimizer): ConfigResult['settings'] {
-  return { scenarios: c.scenarios, restarts: c.restarts, iterations: c.iterations, seed: c.seed, lr: c.lr[opt], initScale: c.initScale, reduce: c.reduce };
-}
-
-function sameSettings(a: ConfigResult['settings'], b: ConfigResult['settings']): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
 /** FNV-1a of a string: per-configuration seeds for the restarts' starting points. */
 function hash32(s: string): number {
   let h = 0x811c9dc5;
@@ -433,16 +120,6 @@ export function readbackPoints(iterations: number, readEvery: number): number[] 
   return pts;
 }
 
-/** The problem one scenario is attacked on: reduced where `reduce` allows and the reduction holds, else raw. */
-export interface StudyProblem {
-  /** The working scenario (D = B when reduced), with its inputs (C = x·V) for the diagnosis. */
-  scenario: Scenario;
-  regime: Regime;
-  reduction?: SubspaceReduction;
-  /** ‖(I − VVᵀ)∇W‖² (0 unless reduced): L_r of the full problem = L_r of the working one + this. */
-  outside: number;
-}
-
 /** Where the study runs lm, under which name, and what it takes (null = fits, else why not). */
 export interface StudyLmEngine {
   gpu: boolean;
@@ -465,13 +142,6 @@ export function studyLmEngine(device: GPUDevice | null): StudyLmEngine {
     backend: onDevice ? 'webgpu' : device ? 'cpu (float64 reference; lm on a CPU adapter)' : 'cpu (float64 reference)',
     fits: misfit,
   };
-}
-
-export interface ConfigurationPlan {
-  scenarios: Scenario[];
-  problems: StudyProblem[];
-  /** Why the configuration cannot run (then nothing runs), e.g. beyond lm's caps. */
-  skip?: string;
 }
 
 /** The scenarios of a configuration, the problem each is attacked on, and whether it can run at all. */
@@ -620,119 +290,6 @@ export async function runConfiguration(
   });
 }
 
-function summarise(
-  point: StudyPoint,
-  c: StudyConfig,
-  plan: ConfigurationPlan,
-  diags: ReturnType<typeof diagnose>[],
-  workDiags: ReturnType<typeof diagnose>[],
-  tolAbs: number[],
-  gNorm: number[],
-  status: { bestLoss: Float64Array; status: Uint32Array; iterations: Uint32Array },
-  best: Float64Array,
-  convergedAt: Float64Array,
-  runWallMs: Float64Array,
-  wallTimeMs: number,
-  extra: { lrUsed: number; done: number; diagnoseMs: number; history: ConfigResult['history']; backend: string; engineRuns: number },
-): ConfigResult {
-  const { B, D, K } = point;
-  const BD = B * D;
-  const P = c.restarts;
-  const { scenarios, problems } = plan;
-  const totals: StudyOutcomes = { success: 0, stalled: 0, otherSolution: 0, nonFinite: 0 };
-  const scen: ScenarioResult[] = scenarios.map((s, si) => {
-    const o: StudyOutcomes = { success: 0, stalled: 0, otherSolution: 0, nonFinite: 0 };
-    let bestRel = Infinity;
-    let iters: number | null = null;
-    let time: number | null = null;
-    const okIters: number[] = [];
-    for (let p = si * P; p < (si + 1) * P; p++) {
-      const m = reconstructionMetrics(best, s.inputs!, { B, D, K, reconLabels: s.y, trueLabels: s.y }, p * BD);
-      if (m.relativeError < bestRel) bestRel = m.relativeError;
-      const st = status.status[p];
-      if (m.success) {
-        o.success++;
-        const it = status.iterations[p];
-        // A success still running at the cap has no stopping time: its iterations are the cap (an upper bound).
-        const tm = Number.isNaN(convergedAt[p]) ? runWallMs[si] : convergedAt[p];
-        okIters.push(it);
-        if (iters === null || it < iters) iters = it;
-        if (time === null || tm < time) time = tm;
-      } else if (st === 2) o.nonFinite++;
-      else if (st === 1 || status.bestLoss[p] <= EXACT_REL_LOSS * gNorm[si]) o.otherSolution++;
-      else o.stalled++;
-    }
-    (Object.keys(o) as (keyof StudyOutcomes)[]).forEach((k) => (totals[k] += o[k]));
-    const d = diags[si];
-    const w = workDiags[si];
-    const pr = problems[si];
-    return {
-      seed: c.seed + si,
-      regime: pr.regime,
-      unknowns: pr.scenario.B * pr.scenario.D,
-      reduced: pr.reduction !== undefined,
-      rank: d.jacobian.rank,
-      solutionDim: d.solutionDim,
-      kappa: Number.isFinite(w.hessian.conditionNumber) ? w.hessian.conditionNumber : null,
-      smallestEigenvalue: w.hessian.smallestNonZero,
-      largestEigenvalue: w.hessian.largest,
-      tolAbs: tolAbs[si],
-      success: o.success > 0,
-      relativeError: Number.isFinite(bestRel) ? bestRel : null,
-      itersToSuccess: iters,
-      itersMedianSuccessful: quantile(okIters, 0.5),
-      timeToSuccessMs: time,
-      outcomes: o,
-    };
-  });
-  const ok = scen.filter((s) => s.success);
-  const finite = (xs: number[]) => xs.filter((v) => Number.isFinite(v));
-  const kq = quartiles(scen.map((s) => s.kappa).filter((v): v is number => v !== null));
-  const regimes: Partial<Record<Regime, number>> = {};
-  for (const pr of problems) regimes[pr.regime] = (regimes[pr.regime] ?? 0) + 1;
-  const regime = (Object.keys(regimes) as Regime[]).reduce((a, r) => (regimes[r]! > regimes[a]! ? r : a));
-  return {
-    format: STUDY_FORMAT,
-    ...point,
-    settings: settingsOf(c, point.optimizer),
-    backend: extra.backend,
-    problem: {
-      regime,
-      regimes,
-      unknowns: quantile(problems.map((pr) => pr.scenario.B * pr.scenario.D), 0.5)!,
-      reducedScenarios: scen.filter((s) => s.reduced).length,
-      engineRuns: extra.engineRuns,
-    },
-    lrUsed: extra.lrUsed,
-    identifiable: BD <= D * K + K,
-    diagnosis: {
-      rankMedian: quantile(scen.map((s) => s.rank), 0.5)!,
-      solutionDimMedian: quantile(scen.map((s) => s.solutionDim), 0.5)!,
-      kappa: kq,
-      kappaUnreduced: quartiles(finite(diags.map((d) => d.hessian.conditionNumber))),
-      smallestEigenvalue: quartiles(scen.map((s) => s.smallestEigenvalue))!,
-      largestEigenvalue: quartiles(scen.map((s) => s.largestEigenvalue))!,
-      predictedIterations: kq ? Math.ceil(kq.median * Math.log(1 / STUDY_REL_ERROR)) : null,
-    },
-    successRate: ok.length / scen.length,
-    restartSuccessRate: totals.success / (scen.length * P),
-    outcomes: totals,
-    itersToSuccess: quartiles(ok.map((s) => s.itersToSuccess!)),
-    itersTypical: quartiles(ok.map((s) => s.itersMedianSuccessful!)),
-    timeToSuccessMs: quartiles(ok.map((s) => s.timeToSuccessMs!)),
-    history: extra.history,
-    iterationsRun: extra.done,
-    wallTimeMs,
-    diagnoseMs: extra.diagnoseMs,
-    scenarios: scen,
-  };
-}
-
-/** JSON has no ±∞/NaN: they become null. */
-function jsonLine(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? null : x));
-}
-
 /** Parses results.jsonl; a damaged line is reported with its number. */
 export function readStudyResults(path: string): ConfigResult[] {
   if (!existsSync(path)) return [];
@@ -754,42 +311,6 @@ export function readStudyResults(path: string): ConfigResult[] {
   });
   return out;
 }
-
-export const STUDY_CSV_COLUMNS = [
-  'key', 'dataset', 'B', 'D', 'K', 'optimizer', 'scenarios', 'restarts', 'iterations', 'lr', 'backend',
-  'regime', 'unknowns_median', 'reduced_scenarios',
-  'identifiable', 'rank_median', 'solution_dim_median', 'kappa_median', 'kappa_unreduced_median', 'smallest_eigenvalue_median', 'largest_eigenvalue_median',
-  'predicted_iterations', 'success_rate', 'restart_success_rate', 'iters_to_success_q25', 'iters_to_success_median',
-  'iters_to_success_q75', 'iters_typical_median', 'time_to_success_ms_median', 'success', 'stalled', 'other_solution', 'non_finite',
-  'final_rel_loss_median', 'iterations_run', 'wall_time_ms', 'diagnose_ms',
-] as const;
-
-function csvCell(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
-  const s = String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-export function studyResultsCsv(results: ConfigResult[]): string {
-  const rows = results.map((r) => {
-    const h = r.history.median;
-    const cells: unknown[] = [
-      r.key, r.dataset, r.B, r.D, r.K, r.optimizer, r.settings.scenarios, r.settings.restarts, r.settings.iterations, r.lrUsed, r.backend,
-      r.problem?.regime, r.problem?.unknowns, r.problem?.reducedScenarios,
-      r.identifiable, r.diagnosis.rankMedian, r.diagnosis.solutionDimMedian, r.diagnosis.kappa?.median, r.diagnosis.kappaUnreduced?.median,
-      r.diagnosis.smallestEigenvalue.median, r.diagnosis.largestEigenvalue.median, r.diagnosis.predictedIterations, r.successRate, r.restartSuccessRate,
-      r.itersToSuccess?.q25, r.itersToSuccess?.median, r.itersToSuccess?.q75, r.itersTypical?.median, r.timeToSuccessMs?.median, r.outcomes.success, r.outcomes.stalled,
-      r.outcomes.otherSolution, r.outcomes.nonFinite, h[h.length - 1], r.iterationsRun, r.wallTimeMs, r.diagnoseMs,
-    ];
-    return cells.map(csvCell).join(',');
-  });
-  return [STUDY_CSV_COLUMNS.join(','), ...rows].join('\n') + '\n';
-}
-
-export const STUDY_PLOT_NAMES = [
-  'a_loss_vs_iteration', 'b_success_vs_batch', 'c_phase_diagram', 'd_flatness_vs_batch', 'd_iterations_vs_kappa', 'e_iterations_vs_kappa_by_optimizer',
-] as const;
 
 /**
  * Writes results.csv, summary.md (the measured picture, generated from `results`) and the plots

@@ -2,7 +2,8 @@
  * The convergence study's report (summary.md): iterations to tolerance against κ per optimizer, as a
  * table and as sentences generated from the results of this run (no number is written by hand).
  */
-import type { ConfigResult, NotRun, StudyConfig } from './study.js';
+import type { StudyConfig } from './config.js';
+import type { ConfigResult, NotRun } from './results.js';
 
 /** One optimizer's measured trend of iterations to tolerance against κ. */
 export interface KappaTrend {
