@@ -7,18 +7,11 @@
  * n ≤ LM_CAPS.N. The scratch holds one dispatch's restarts (≤ LM_SCRATCH_BYTES); larger P runs as several
  * dispatches over the same buffer. bench/lm-kernel.ts measures it against the float64 host engine.
  */
-import {
-  type EngineHandle,
-  type EngineStatus,
-  type ResolvedEngineOptions,
-  checkInputs,
-  checkIterations,
-  decodeStatus,
-  initialStatus,
-} from './engine-cpu.js';
+import type { EngineHandle, ResolvedEngineOptions } from './engine-cpu.js';
+import { deviceEngine } from './device-engine.js';
 import { DlgInputError } from '../core/errors.js';
 import { LM_LAMBDA0 } from '../analysis/lm.js';
-import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
 import { uniformView } from '../gpu/uniforms.js';
 import { type KernelSpec, LM_CAPS, chooseKernel, kernelLayout, kernelPipeline } from '../gpu/kernels.js';
 
@@ -142,41 +135,19 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, spec
     };
     return { c, dx, dy, full: mk('full', itersPerDispatch), rest: mk('rest', 1) };
   });
-  const readback = new Readback(device, `${label}.lm.readback`);
-  let hasInputs = false;
-  let destroyed = false;
-  const alive = (): void => {
-    if (destroyed) throw new DlgInputError('engine', 'a live engine', 'one that was destroyed');
-  };
-
-  return {
-    totalRestarts: total,
-    kernel: spec.name,
-    why,
-    setInputs(x0: ArrayLike<number>): void {
-      alive();
-      checkInputs(o, x0);
-      const x = Float32Array.from(x0);
-      device.queue.writeBuffer(xsBuf, 0, x);
-      device.queue.writeBuffer(bestBuf, 0, x);
-      device.queue.writeBuffer(statBuf, 0, initialStatus(total));
+  return deviceEngine({
+    device, o, label: `${label}.lm`, kernel: spec.name, why, unknowns: n, x: xsBuf, best: bestBuf, status: statBuf, itersPerDispatch,
+    resetState() {
       // λ = λ₀, ν = 2, no cached value
       const state = new Float32Array(optFloats);
       state.fill(LM_LAMBDA0, 0, total);
       state.fill(2, total, 2 * total);
       device.queue.writeBuffer(optBuf, 0, state);
-      hasInputs = true;
     },
-    run(iterations: number): void {
-      alive();
-      checkIterations(iterations);
-      if (!hasInputs) throw new DlgInputError('x0', 'setInputs(x0) before run()', 'no inputs');
-      if (iterations === 0) return;
-      const full = Math.floor(iterations / itersPerDispatch);
-      const rest = iterations - full * itersPerDispatch;
-      if (rest > 0) for (const s of slots) writeParams(s.rest.params, s.c, rest, s.dx);
-      const enc = device.createCommandEncoder({ label: `${label}.lm.runEncoder` });
-      const pass = enc.beginComputePass({ label: `${label}.lm.runPass` });
+    prepareRest(rest) {
+      for (const s of slots) writeParams(s.rest.params, s.c, rest, s.dx);
+    },
+    record(pass, full, rest) {
       pass.setPipeline(pipeline);
       for (const s of slots) {
         pass.setBindGroup(0, s.full.bindGroup);
@@ -186,31 +157,8 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, spec
           pass.dispatchWorkgroups(s.dx, s.dy);
         }
       }
-      pass.end();
-      device.queue.submit([enc.finish()]);
     },
-    async readStatus(): Promise<EngineStatus> {
-      alive();
-      const [buf, lam] = await readback.read([
-        { buffer: statBuf, size: total * 16 },
-        { buffer: optBuf, size: total * 4 },
-      ]);
-      return { ...decodeStatus(buf, total), lambda: new Float32Array(lam) };
-    },
-    async readBest(): Promise<Float32Array> {
-      alive();
-      const [buf] = await readback.read([{ buffer: bestBuf, size: total * n * 4 }]);
-      return new Float32Array(buf);
-    },
-    destroy(): void {
-      if (destroyed) return;
-      destroyed = true;
-      readback.destroy();
-      for (const s of slots) {
-        s.full.params.destroy();
-        s.rest.params.destroy();
-      }
-      for (const b of [layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, scrBuf]) b.destroy();
-    },
-  };
+    lambda: optBuf,
+    owned: [...slots.flatMap((s) => [s.full.params, s.rest.params]), layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, scrBuf],
+  });
 }

@@ -20,20 +20,10 @@
  * non-finite? → step), in f32. Cold pipeline compiles are slow on lavapipe (seconds for the
  * unrolled kernels, about a minute for workgroup L-BFGS under load); Mesa caches them on disk.
  */
-import {
-  type EngineHandle,
-  type EngineOptions,
-  type EngineStatus,
-  LBFGS_MAX_HISTORY,
-  type ResolvedEngineOptions,
-  checkInputs,
-  checkIterations,
-  decodeStatus,
-  initialStatus,
-  resolveEngineOptions,
-} from './engine-cpu.js';
+import { type EngineHandle, type EngineOptions, LBFGS_MAX_HISTORY, type ResolvedEngineOptions, resolveEngineOptions } from './engine-cpu.js';
 import { DlgInputError } from '../core/errors.js';
-import { Readback, checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
+import { deviceEngine } from './device-engine.js';
 import { type StructuredView, uniformView } from '../gpu/uniforms.js';
 import { type KernelChoice, type KernelContext, chooseKernel, kernelLayout, kernelPipeline, lbfgsWorkgroupSize } from '../gpu/kernels.js';
 import { streamColumns } from '../objective/objective.js';
@@ -232,39 +222,17 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   // one bind group per group for the stream kernel (its dispatches), else one in all
   const bgFull = colBufs.map((c, i) => bind(paramsFull, `full${i}`, c));
   const bgRest = colBufs.map((c, i) => bind(paramsRest, `rest${i}`, c));
-  const readback = new Readback(device, `${label}.readback`);
-  let hasInputs = false;
-  let destroyed = false;
-  const alive = (): void => {
-    if (destroyed) throw new DlgInputError('engine', 'a live engine', 'one that was destroyed');
-  };
-
-  return {
-    totalRestarts: total,
-    kernel,
-    why,
-    setInputs(x0: ArrayLike<number>): void {
-      alive();
-      checkInputs(o, x0);
-      const x = Float32Array.from(x0);
-      device.queue.writeBuffer(xsBuf, 0, x);
-      device.queue.writeBuffer(bestBuf, 0, x);
-      device.queue.writeBuffer(statBuf, 0, initialStatus(total));
+  return deviceEngine({
+    device, o, label, kernel, why, unknowns: BD, x: xsBuf, best: bestBuf, status: statBuf, itersPerDispatch,
+    resetState() {
       const enc = device.createCommandEncoder({ label: `${label}.resetEncoder` });
       enc.clearBuffer(optBuf);
       device.queue.submit([enc.finish()]);
-      hasInputs = true;
     },
-    run(iterations: number): void {
-      alive();
-      checkIterations(iterations);
-      if (!hasInputs) throw new DlgInputError('x0', 'setInputs(x0) before run()', 'no inputs');
-      if (iterations === 0) return;
-      const full = Math.floor(iterations / itersPerDispatch);
-      const rest = iterations - full * itersPerDispatch;
-      if (rest > 0) device.queue.writeBuffer(paramsRest, 0, packParams(pv, o, rest, dx, optStride));
-      const enc = device.createCommandEncoder({ label: `${label}.runEncoder` });
-      const pass = enc.beginComputePass({ label: `${label}.runPass` });
+    prepareRest(rest) {
+      device.queue.writeBuffer(paramsRest, 0, packParams(pv, o, rest, dx, optStride));
+    },
+    record(pass, full, rest) {
       pass.setPipeline(pipeline);
       for (let i = 0; i < full; i++) {
         for (const bg of bgFull) {
@@ -278,24 +246,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
           pass.dispatchWorkgroups(dx, dy);
         }
       }
-      pass.end();
-      device.queue.submit([enc.finish()]);
     },
-    async readStatus(): Promise<EngineStatus> {
-      alive();
-      const [buf] = await readback.read([{ buffer: statBuf, size: total * 16 }]);
-      return decodeStatus(buf, total);
-    },
-    async readBest(): Promise<Float32Array> {
-      alive();
-      const [buf] = await readback.read([{ buffer: bestBuf, size: total * BD * 4 }]);
-      return new Float32Array(buf);
-    },
-    destroy(): void {
-      if (destroyed) return;
-      destroyed = true;
-      readback.destroy();
-      for (const b of [paramsFull, paramsRest, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, ...colBufs]) b?.destroy();
-    },
-  };
+    owned: [paramsFull, paramsRest, layBuf, grpBuf, xsBuf, bestBuf, statBuf, optBuf, ...colBufs.filter((b): b is GPUBuffer => b !== null)],
+  });
 }
