@@ -16,15 +16,17 @@ import { runLoop } from '../attack/run-loop.js';
 import type { EngineHandle } from '../attack/engine-cpu.js';
 import { defendScenario } from '../core/defence.js';
 import { DlgInputError } from '../core/errors.js';
-import { matchL2 } from '../core/model.js';
+import { gradientNormSq } from '../core/model.js';
 import { analyseScenario } from '../analysis/reduce.js';
 import { imageSide, psnrPeak, reconstructionMetrics } from '../analysis/matching.js';
-import { type Plane, coordinatePlane, planeToJson, projectOntoPlane, randomPlane, swapRows, threePointPlane } from '../surface/plane.js';
+import { type Plane, planeToJson, projectOntoPlane } from '../surface/plane.js';
 import { Rng } from '../core/rng.js';
 import { type Scenario, scenarioToJson } from '../core/scenario.js';
 import { type SurfaceOptions, createSurface } from '../surface/surface.js';
 import { type ScaleDomain, colorize, fieldRange, scaleDomain } from './colormap.js';
 import { loadTable } from './data.js';
+import { buildPlane, defaultSpan, offPlaneDirection, planeSignature } from './planes.js';
+import { type DefenceReadout, describeDefence, fmt, medianOf } from './readouts.js';
 import { $, num } from './dom.js';
 import { clearMessage, describeError, inlineErrors, messages, setInline, showMessage, slotFor } from './messages.js';
 import { type DefenceKind, type Settings, kindSpec, readSettings, selectDefenceKind, sliderToValue, updateDefenceControls } from './controls.js';
@@ -54,22 +56,6 @@ let scenarioKey = '';
 /** scenarioKey plus the defence: what the surface and the attack target depend on. */
 let defendedKey = '';
 
-/** What the defence did to the gradient (the readout under the Defence controls). */
-export interface DefenceReadout {
-  label: string;
-  /** ‖g̃ − g‖ / ‖g‖ over (∇W, ∇b). */
-  relChange: number;
-  /** ‖g̃‖² = ‖∇W̃‖² + ‖∇b̃‖² (the attack's tolerance scale). */
-  gnorm2: number;
-  /** L_r at the true inputs against the defended gradient, float64 (0 up to rounding when undefended). */
-  truthLoss: number;
-  regime: string;
-  /** Whether lm (the page's default) attacks the reduced problem here. */
-  reduced: boolean;
-  /** ‖(I − VVᵀ)∇W̃‖², the part of ∇W̃ outside the B-dimensional subspace (reduced only), and its share of ‖∇W̃‖². */
-  outOfSubspace: number | null;
-  outOfSubspaceShare: number | null;
-}
 let defenceReadout: DefenceReadout | null = null;
 /** Plane from the settings, before the view (pan/zoom/slice offset) is applied. */
 let basePlane: Plane | null = null;
@@ -210,66 +196,6 @@ async function buildScenario(s: Settings): Promise<{ sc: Scenario; key: string }
   return { sc: simulateScenario({ dataset: s.dataset, B: s.B, D: s.D, K: s.K, seed: s.seed, data }), key };
 }
 
-function defaultSpan(kind: Settings['plane']): number {
-  return kind === 'coords' ? 2 : 1;
-}
-
-/** The plane from the settings (no view transform). */
-function buildPlane(s: Settings, sc: Scenario): Plane {
-  const truth = sc.inputs!;
-  const h = s.span;
-  switch (s.plane) {
-    case 'coords': {
-      const p = coordinatePlane(sc, { a: [s.n1, s.d1], b: [s.n2, s.d2] });
-      const ta = truth[s.n1 * sc.D + s.d1];
-      const tb = truth[s.n2 * sc.D + s.d2];
-      const lo = Math.min(ta, tb) - h;
-      const hi = Math.max(ta, tb) + h;
-      return { ...p, alpha: [lo, hi], beta: [lo, hi] };
-    }
-    case 'random':
-    case 'filter':
-      return randomPlane(sc, { seed: s.planeSeed, filterNormalize: s.plane === 'filter', span: h });
-    case 'swap': {
-      if (sc.B < 2) throw new DlgInputError('plane', 'B ≥ 2 for the plane through the truth and its row swap', `B = ${sc.B}`);
-      const p = threePointPlane(truth, swapRows(truth, 0, 1, sc.B), new Float64Array(truth.length), { names: ['truth', 'swap01', 'origin'], alpha: [0.5 - h, 0.5 + h], beta: [0.5 - h, 0.5 + h] });
-      return p;
-    }
-    case 'attack': {
-      if (!attackState.bestX || !attackState.startX || attackState.bestX.length !== truth.length) {
-        throw new DlgInputError('plane', 'an attack on this scenario first (the plane goes through the truth, a restart start and its end)', 'no attack yet');
-      }
-      return threePointPlane(truth, attackState.startX, attackState.bestX, { names: ['truth', 'start', 'end'], alpha: [0.5 - h, 0.5 + h], beta: [0.5 - h, 0.5 + h] });
-    }
-  }
-}
-
-/** A fixed direction orthogonal to u and v (norm ‖u‖), for moving the slice centre off the plane. */
-function offPlaneDirection(p: Plane, seed: number): Float64Array | null {
-  const n = p.center.length;
-  if (n < 3) return null;
-  const rng = new Rng(seed + 0x5eed);
-  const w = new Float64Array(n);
-  for (let i = 0; i < n; i++) w[i] = rng.normal();
-  const dot = (a: Float64Array, b: Float64Array) => a.reduce((acc, x, i) => acc + x * b[i], 0);
-  // Gram–Schmidt against u and v (v is not orthogonal to u in general: orthogonalise it first).
-  const u = p.u;
-  const v2 = Float64Array.from(p.v);
-  const fuv = dot(u, v2) / dot(u, u);
-  for (let i = 0; i < n; i++) v2[i] -= fuv * u[i];
-  for (let pass = 0; pass < 2; pass++) {
-    for (const d of [u, v2]) {
-      const f = dot(d, w) / dot(d, d);
-      for (let i = 0; i < n; i++) w[i] -= f * d[i];
-    }
-  }
-  const wn = Math.sqrt(dot(w, w));
-  if (!(wn > 1e-12)) return null;
-  const scale = Math.sqrt(dot(u, u)) / wn;
-  for (let i = 0; i < n; i++) w[i] *= scale;
-  return w;
-}
-
 /** The plane actually rendered: base plane with the view's pan/zoom and slice offset. */
 function viewPlane(): Plane {
   const p = basePlane!;
@@ -285,13 +211,6 @@ function viewPlane(): Plane {
     for (let i = 0; i < center.length; i++) center[i] += f * offDir[i];
   }
   return { ...p, center, alpha: [ma - ha, ma + ha], beta: [mb - hb, mb + hb] };
-}
-
-function planeSignature(p: Plane): string {
-  // Cheap identity of a plane: ranges plus a checksum of the vectors.
-  let h = 0;
-  for (const a of [p.center, p.u, p.v]) for (let i = 0; i < a.length; i++) h = (h * 31 + a[i] * (i + 1)) % 1e12;
-  return `${p.alpha.join(',')}|${p.beta.join(',')}|${h}`;
 }
 
 // ---------------------------------------------------------------- applying the controls
@@ -379,7 +298,7 @@ async function applyControlsNow(seq: number): Promise<boolean> {
   const pkey = `${scenarioKey}|${s.plane}|${s.n1},${s.d1},${s.n2},${s.d2}|${s.planeSeed}|${s.span}|${s.plane === 'attack' ? attackState.summary?.wallMs : ''}`;
   if (pkey !== planeKey) {
     try {
-      basePlane = buildPlane(s, sc); // through the true inputs: the defence does not move it
+      basePlane = buildPlane(s, sc, attackState); // through the true inputs: the defence does not move it
     } catch (err) {
       if (err instanceof DlgInputError) setInline(slotFor(err.field), err.message);
       else showMessage('error', 'plane', `Could not build the plane: ${describeError(err)}`);
@@ -526,15 +445,11 @@ function drawOverlayNow(plane: Plane, res: number): void {
   drawOverlay($<HTMLCanvasElement>('overlay'), v, centre, markers, trajs, bestIdx);
 }
 
-function fmt(x: number): string {
-  return Number.isFinite(x) ? x.toExponential(3) : String(x);
-}
-
 function writeInfo(): void {
   const f = lastFrame;
   if (!f || !scenario) return;
   const r = fieldRange(f.field);
-  const gnorm = gradNorm2(scenario);
+  const gnorm = gradientNormSq(scenario.gradient);
   const d = defenceReadout;
   $('info').textContent =
     `${f.res}² = ${(f.res * f.res).toLocaleString('en-US')} points · GPU+readback ${f.gpuMs.toFixed(1)} ms · draw ${f.drawMs.toFixed(1)} ms · frame ${frames}\n` +
@@ -545,45 +460,6 @@ function writeInfo(): void {
 /** D·K above which the readout's SVD is deferred until the defence controls rest. */
 const LARGE_SVD = 1 << 15;
 let readoutTimer: ReturnType<typeof setTimeout> | undefined;
-
-function gradNorm2(sc: Scenario): number {
-  return sc.gradient.W.reduce((a, x) => a + x * x, 0) + sc.gradient.b.reduce((a, x) => a + x * x, 0);
-}
-
-/** What a defence did: the relative change of the gradient, L_r at the truth, and the part outside the subspace. */
-function describeDefence(base: Scenario, defended: Scenario, label: string, withSubspace: boolean): DefenceReadout {
-  let dd = 0;
-  const g = base.gradient;
-  const h = defended.gradient;
-  for (let i = 0; i < g.W.length; i++) dd += (h.W[i] - g.W[i]) ** 2;
-  for (let i = 0; i < g.b.length; i++) dd += (h.b[i] - g.b[i]) ** 2;
-  const g2 = gradNorm2(base);
-  const truthLoss = defended.inputs ? matchL2(defended, defended.gradient, defended.inputs).loss : NaN;
-  let regime = withSubspace ? '?' : '(computing…)';
-  let reduced = false;
-  let outOfSubspace: number | null = null;
-  if (withSubspace) {
-    try {
-      const { info } = analyseScenario(defended, 'auto');
-      regime = info.regime;
-      reduced = info.reduced;
-      outOfSubspace = info.outOfSubspaceEnergy ?? null;
-    } catch {
-      // The SVD of a gradient pruned or quantised to zero: no regime to report.
-    }
-  }
-  const w2 = h.W.reduce((a, x) => a + x * x, 0);
-  return {
-    label,
-    relChange: g2 > 0 ? Math.sqrt(dd / g2) : NaN,
-    gnorm2: gradNorm2(defended),
-    truthLoss,
-    regime,
-    reduced,
-    outOfSubspace,
-    outOfSubspaceShare: outOfSubspace !== null && w2 > 0 ? outOfSubspace / w2 : null,
-  };
-}
 
 function writeDefenceInfo(s: Settings): void {
   const d = defenceReadout;
@@ -625,12 +501,6 @@ function resetAttack(): void {
   attackState.scenarioKey = scenarioKey;
   drawLossCurve($<HTMLCanvasElement>('losscurve'), attackState.series, 420, 220);
   $('attackInfo').textContent = 'No attack yet.';
-}
-
-function medianOf(a: Float32Array): number {
-  const s = Array.from(a).filter((x) => !Number.isNaN(x)).sort((x, y) => x - y);
-  if (s.length === 0) return NaN;
-  return s[s.length >> 1];
 }
 
 /** Runs P restarts live: chunks of iterations per submit, status read back between chunks. */
