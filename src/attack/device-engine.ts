@@ -7,6 +7,30 @@ import { DlgInputError } from '../core/errors.js';
 import { Readback } from '../gpu/gpu.js';
 import { type EngineHandle, type EngineStatus, type ResolvedEngineOptions, checkInputs, checkIterations, decodeStatus, initialStatus } from './engine-cpu.js';
 
+/**
+ * The per-group block both WGSL engines read (their `grp` binding), as f32: y (B×K), G (D×K), g (K), tolAbs,
+ * and with `withNorm` ‖(G, g)‖ (the first-order kernels' cosine loss). Returns the block and its stride.
+ */
+export function packGroups(o: ResolvedEngineOptions, withNorm: boolean): { data: Float32Array<ArrayBuffer>; stride: number } {
+  const { B, D, K } = o;
+  const stride = B * K + D * K + K + (withNorm ? 2 : 1);
+  const data = new Float32Array(stride * o.groups.length);
+  o.groups.forEach((g, i) => {
+    const at = i * stride;
+    data.set(g.y, at);
+    data.set(g.target.W, at + B * K);
+    data.set(g.target.b, at + B * K + D * K);
+    data[at + B * K + D * K + K] = o.tolAbs[i];
+    if (withNorm) {
+      let tt = 0;
+      for (const v of g.target.W) tt += v * v;
+      for (const v of g.target.b) tt += v * v;
+      data[at + B * K + D * K + K + 1] = Math.sqrt(tt);
+    }
+  });
+  return { data, stride };
+}
+
 export interface DeviceEngineParts {
   device: GPUDevice;
   o: ResolvedEngineOptions;

@@ -8,7 +8,7 @@
  * dispatches over the same buffer. bench/lm-kernel.ts measures it against the float64 host engine.
  */
 import type { EngineHandle, ResolvedEngineOptions } from './engine-cpu.js';
-import { deviceEngine } from './device-engine.js';
+import { deviceEngine, packGroups } from './device-engine.js';
 import { DlgInputError } from '../core/errors.js';
 import { LM_LAMBDA0 } from '../analysis/lm.js';
 import { checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
@@ -49,21 +49,6 @@ export function fitsLm(B: number, D: number, K: number, device?: GPUDevice): boo
   return lmMisfit(B, D, K, device) === null;
 }
 
-/** Per group: y (B×K), G (D×K), g (K), tolAbs — as f32 (the kernel's grp layout). */
-function packLmGroups(o: ResolvedEngineOptions): { data: Float32Array<ArrayBuffer>; stride: number } {
-  const { B, D, K } = o;
-  const stride = B * K + D * K + K + 1;
-  const data = new Float32Array(stride * o.groups.length);
-  o.groups.forEach((g, i) => {
-    const at = i * stride;
-    data.set(g.y, at);
-    data.set(g.target.W, at + B * K);
-    data.set(g.target.b, at + B * K + D * K);
-    data[at + B * K + D * K + K] = o.tolAbs[i];
-  });
-  return { data, stride };
-}
-
 function checkLmTuning(device: GPUDevice, t: LmTuning): void {
   const int = (v: unknown, lo: number, hi: number): boolean => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
   const maxWg = Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
@@ -100,7 +85,7 @@ export function createLmEngine(device: GPUDevice, o: ResolvedEngineOptions, spec
 
   const pipeline = kernelPipeline(device, spec, 'main_lm', { WG: wg, CB: B, CD: D, CK: K });
   const layout = kernelLayout(device, spec);
-  const { data: grpData, stride: gStride } = packLmGroups(o);
+  const { data: grpData, stride: gStride } = packGroups(o, false);
   const layBuf = storageBuffer(device, `${label}.lm.layer`, (D * K + K) * 4);
   const grpBuf = storageBuffer(device, `${label}.lm.groups`, grpData.byteLength);
   const xsBuf = storageBuffer(device, `${label}.lm.x`, total * n * 4);

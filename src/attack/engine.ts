@@ -23,7 +23,7 @@
 import { type EngineHandle, type EngineOptions, LBFGS_MAX_HISTORY, type ResolvedEngineOptions, resolveEngineOptions } from './engine-cpu.js';
 import { DlgInputError } from '../core/errors.js';
 import { checkBindingSize, dispatch2d, storageBuffer, uniformBuffer } from '../gpu/gpu.js';
-import { deviceEngine } from './device-engine.js';
+import { deviceEngine, packGroups } from './device-engine.js';
 import { type StructuredView, uniformView } from '../gpu/uniforms.js';
 import { type KernelChoice, type KernelContext, chooseKernel, kernelLayout, kernelPipeline, lbfgsWorkgroupSize } from '../gpu/kernels.js';
 import { streamColumns } from '../objective/objective.js';
@@ -80,34 +80,15 @@ export function optimizerStride(o: ResolvedEngineOptions): number {
 }
 
 /** Params of attack/common.wgsl for one dispatch length, into the kernel's view of that struct. */
-function packParams(view: StructuredView, o: ResolvedEngineOptions, iters: number, dispatchX: number, optStride: number): ArrayBuffer {
+function packParams(view: StructuredView, o: ResolvedEngineOptions, iters: number, dispatchX: number, optStride: number, gStride: number): ArrayBuffer {
   const { B, D, K } = o;
   const N = o.reduction === 'mean' ? B * K : 1;
   view.set({
     B, D, K, BD: B * D, DK: D * K, BK: B * K, P: o.P, total: o.total, iters,
-    lossKind: o.loss === 'cosine' ? 1 : 0, history: o.history, optStride, gStride: B * K + D * K + K + 2, dispatchX,
+    lossKind: o.loss === 'cosine' ? 1 : 0, history: o.history, optStride, gStride, dispatchX,
     lr: o.lr, momentum: o.momentum, beta1: o.beta1, beta2: o.beta2, eps: o.eps, invN: 1 / N,
   });
   return view.arrayBuffer;
-}
-
-/** Per group: y (B×K), G (D×K), g (K), tolAbs, ‖(G, g)‖ — as f32. */
-function packGroups(o: ResolvedEngineOptions): Float32Array<ArrayBuffer> {
-  const { B, D, K } = o;
-  const stride = B * K + D * K + K + 2;
-  const out = new Float32Array(stride * o.groups.length);
-  o.groups.forEach((g, i) => {
-    const at = i * stride;
-    out.set(g.y, at);
-    out.set(g.target.W, at + B * K);
-    out.set(g.target.b, at + B * K + D * K);
-    let tt = 0;
-    for (const v of g.target.W) tt += v * v;
-    for (const v of g.target.b) tt += v * v;
-    out[at + B * K + D * K + K] = o.tolAbs[i];
-    out[at + B * K + D * K + K + 1] = Math.sqrt(tt);
-  });
-  return out;
 }
 
 function checkTuning(device: GPUDevice, t: EngineTuning): void {
@@ -189,7 +170,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   const paramsFull = uniformBuffer(device, `${label}.paramsFull`, pv.arrayBuffer.byteLength);
   const paramsRest = uniformBuffer(device, `${label}.paramsRest`, pv.arrayBuffer.byteLength);
   const layBuf = storageBuffer(device, `${label}.layer`, (D * K + K) * 4);
-  const grpData = packGroups(o);
+  const { data: grpData, stride: gStride } = packGroups(o, true);
   const grpBuf = storageBuffer(device, `${label}.groups`, grpData.byteLength);
   const xsBuf = storageBuffer(device, `${label}.x`, total * BD * 4);
   const bestBuf = storageBuffer(device, `${label}.best`, total * BD * 4);
@@ -200,7 +181,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
   lay.set(o.b, D * K);
   device.queue.writeBuffer(layBuf, 0, lay);
   device.queue.writeBuffer(grpBuf, 0, grpData);
-  device.queue.writeBuffer(paramsFull, 0, packParams(pv, o, itersPerDispatch, dx, optStride));
+  device.queue.writeBuffer(paramsFull, 0, packParams(pv, o, itersPerDispatch, dx, optStride, gStride));
   // stream: one uniform block per group, [group index, 0, 0, 0 | W columns | the group's G columns]
   const colBufs =
     kernel === 'stream'
@@ -230,7 +211,7 @@ export function createAttackEngine(device: GPUDevice, opts: EngineOptions, tunin
       device.queue.submit([enc.finish()]);
     },
     prepareRest(rest) {
-      device.queue.writeBuffer(paramsRest, 0, packParams(pv, o, rest, dx, optStride));
+      device.queue.writeBuffer(paramsRest, 0, packParams(pv, o, rest, dx, optStride, gStride));
     },
     record(pass, full, rest) {
       pass.setPipeline(pipeline);

@@ -33,7 +33,7 @@ import surfaceDirectSrc from '../../shaders/surface/direct.wgsl';
 import { DlgInputError, describe } from '../core/errors.js';
 import { LBFGS_ARMIJO_C1, LBFGS_CURVATURE_EPS, LBFGS_MAX_HALVINGS, LBFGS_MAX_HISTORY } from '../analysis/lbfgs.js';
 import { LM_DIAG_FLOOR, LM_LAMBDA_MAX, LM_LAMBDA_MIN } from '../analysis/lm.js';
-import { type AdapterKind, adapterProfile, perDevice } from './gpu.js';
+import { type AdapterKind, adapterProfile, computeBindGroupLayout, perDevice } from './gpu.js';
 
 // ---------------------------------------------------------------- caps (the WGSL array sizes come from these)
 
@@ -543,10 +543,7 @@ function layoutsOf(device: GPUDevice, spec: KernelSpec): { bindGroupLayout: GPUB
   let l = dk.layouts.get(spec);
   if (!l) {
     const label = `${spec.family}.${spec.name}`;
-    const bindGroupLayout = device.createBindGroupLayout({
-      label: `${label}.bindGroupLayout`,
-      entries: spec.bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
-    });
+    const bindGroupLayout = computeBindGroupLayout(device, `${label}.bindGroupLayout`, spec.bindings);
     l = { bindGroupLayout, pipelineLayout: device.createPipelineLayout({ label: `${label}.pipelineLayout`, bindGroupLayouts: [bindGroupLayout] }) };
     dk.layouts.set(spec, l);
   }
